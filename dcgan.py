@@ -89,7 +89,7 @@ def parse_args(argv=None):
                    help="auto: cuda if there is a GPU, else mps, else cpu (default: auto)")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                    help="image-decoding processes for --dataset folder (default: up to 4)")
-    p.add_argument("--max-steps", type=int, default=None, help="stop after this many generator updates")
+    p.add_argument("--max-steps", type=int, default=None, help="stop once the run has made this many generator updates")
     p.add_argument("--out", default=None, help="run folder (default: runs/dcgan-<date-time>)")
     p.add_argument("--resume", default=None, metavar="CHECKPOINT",
                    help="continue the run saved in this checkpoint.pt, up to --epochs, in its folder")
@@ -208,10 +208,10 @@ def load_data(args, device):
              f"connect to the internet, or point --data-root at a folder that holds it")
     x = torch.as_tensor(dataset.data)  # uint8: N x H x W (MNIST) or N x H x W x C (CIFAR-10)
     x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
-    if x.shape[-1] != size:  # MNIST is 28x28; DCGAN's strides want a power of two
-        x = torch.cat([F.interpolate(chunk.float(), size=(size, size), mode="bilinear", antialias=True)
-                       for chunk in x.split(10_000)])
-    return (x.float() / 127.5 - 1).to(device)  # [0, 255] -> [-1, 1], the range of G's Tanh
+    x = x.float().div_(127.5).sub_(1)  # [0, 255] -> [-1, 1], the range of G's Tanh (in place: less memory)
+    if x.shape[-1] != size:  # 28 or 32 -> 32 or 64: DCGAN's strides want a power of two
+        x = F.interpolate(x, size=(size, size), mode="bilinear")  # only ever upsampling: no antialias needed
+    return x.to(device)
 
 
 def batches(data, batch_size, device):
@@ -354,6 +354,7 @@ def main(argv=None):
     try:
         for epoch in range(start_epoch, args.epochs):
             data_iter = batches(data, args.batch_size, device)
+            t_epoch = time.perf_counter()
             for i in range(steps_per_epoch):
                 # (1) Update D: k steps (--d-steps) of minimising L_D, each on a new real batch
                 for _ in range(args.d_steps):
@@ -389,6 +390,9 @@ def main(argv=None):
                     t_last, step_last = now, step
                 if step == total_steps:
                     break
+            seconds = time.perf_counter() - t_epoch
+            print(f"epoch {epoch + 1}: {i + 1} steps in {seconds:.1f} s, "
+                  f"{(i + 1) * args.d_steps * args.batch_size / seconds:,.0f} img/s", flush=True)
             save_run(epoch + 1 if i == steps_per_epoch - 1 else epoch, epoch)
             if step == total_steps:
                 break
