@@ -14,8 +14,11 @@ import urllib.error
 
 import pytest
 import torch
+from PIL import Image
 
+import cgan
 import dcgan
+import interpolate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MNIST_ROOT = os.path.join(HERE, "..", "shared", "data")
@@ -202,3 +205,146 @@ def test_dcgan_real_mnist(tmp_path):
     dcgan.main(["--data-root", MNIST_ROOT, "--max-steps", "30", "--batch-size", "64", "--out", str(out)])
     rows = read_log(out)
     assert len(rows) == 30 and all(math.isfinite(float(r["loss_G"])) for r in rows)
+
+
+# ----------------------------------------------------------------------------- cgan.py
+def test_cgan_one_batch_and_checkpoint(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    cgan.main(TINY + ["--max-steps", "1", "--out", out])
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"Run folder: {out}"
+    for name in RUN_FILES:
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+    rows = read_log(out)
+    assert len(rows) == 1 and all(math.isfinite(float(rows[0][k])) for k in ("loss_D", "loss_G", "D_x", "D_G_z"))
+    checkpoint = torch.load(os.path.join(out, "checkpoint.pt"), weights_only=True)
+    assert checkpoint["script"] == "cgan" and checkpoint["n_classes"] == 10
+    a = checkpoint["args"]
+    G = cgan.Generator(a["nz"], a["ngf"], checkpoint["nc"], a["image_size"], checkpoint["n_classes"])
+    G.load_state_dict(checkpoint["G"])
+    # the sample grid: one row per class, one column per noise vector (32 pixels + 2 of padding each)
+    with Image.open(os.path.join(out, "samples_epoch_001.png")) as grid:
+        assert grid.size == (cgan.GRID_COLUMNS * 34 + 2, 10 * 34 + 2)
+
+
+def test_cgan_label_changes_the_image_and_grid_shares_z():
+    torch.manual_seed(0)
+    G = cgan.Generator(nz=16, ngf=8, nc=1, n_classes=10).eval()
+    z = torch.randn(1, 16, 1, 1)
+    three, seven = (G(z, torch.nn.functional.one_hot(torch.tensor([k]), 10).float()) for k in (3, 7))
+    assert three.shape == (1, 1, 32, 32) and (three - seven).abs().max() > 1e-3
+    z_grid, y_grid = cgan.grid_inputs(torch.randn(4, 16, 1, 1), 3)
+    assert torch.equal(z_grid[0], z_grid[4]) and torch.equal(z_grid[1], z_grid[9])  # a column shares its z
+    assert y_grid.argmax(1).tolist() == [0] * 4 + [1] * 4 + [2] * 4  # a row shares its class
+
+
+def test_cgan_discriminator_sees_the_label_only_when_on():
+    x = torch.randn(4, 1, 32, 32)
+    y = torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 3]), 10).float()
+    D_on, D_off = cgan.Discriminator(8, 1, 32, n_classes=10).eval(), cgan.Discriminator(8, 1, 32, n_classes=0).eval()
+    assert D_on.net[0].in_channels == 11 and D_off.net[0].in_channels == 1
+    assert (D_on(x, y) - D_on(x, y.roll(1, 0))).abs().max() > 0
+    assert torch.equal(D_off(x, y), D_off(x, y.roll(1, 0)))
+
+
+def test_cgan_d_label_off_runs(tmp_path):
+    cgan.main(TINY + ["--d-label", "off", "--max-steps", "2", "--out", str(tmp_path / "run")])
+    checkpoint = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert checkpoint["args"]["d_label"] == "off" and len(checkpoint["history"]) == 2
+
+
+def test_cgan_bad_input_exits_2(tmp_path, capsys):
+    flat = tmp_path / "flat"  # images but no class subfolders
+    flat.mkdir()
+    Image.new("RGB", (8, 8)).save(flat / "a.png")
+    err = exits_with_error(cgan.main, ["--dataset", "folder", "--data-root", str(flat), "--out", str(tmp_path / "r")], capsys)
+    assert "subfolder" in err
+    one = tmp_path / "one" / "cats"  # a single class
+    one.mkdir(parents=True)
+    for k in range(20):
+        Image.new("RGB", (8, 8)).save(one / f"{k}.png")
+    err = exits_with_error(cgan.main, ["--dataset", "folder", "--data-root", str(one.parent), "--out", str(tmp_path / "r")], capsys)
+    assert "single class" in err
+    assert "--lr-d must be > 0" in exits_with_error(cgan.main, TINY + ["--lr-d", "0"], capsys)
+    torch.save({"script": "dcgan", "args": {}}, tmp_path / "dcgan.pt")
+    assert "by dcgan.py" in exits_with_error(cgan.main, ["--resume", str(tmp_path / "dcgan.pt")], capsys)
+    assert not (tmp_path / "r").exists()
+
+
+def test_cgan_folder_of_classes(tmp_path):
+    for name, colour in (("red", (255, 0, 0)), ("blue", (0, 0, 255))):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for k in range(8):
+            Image.new("RGB", (40, 40), colour).save(tmp_path / "data" / name / f"{k}.png")
+    out = tmp_path / "run"
+    cgan.main(["--dataset", "folder", "--data-root", str(tmp_path / "data"), "--workers", "0",
+               "--batch-size", "8", "--ngf", "8", "--ndf", "8", "--epochs", "1", "--out", str(out)])
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert checkpoint["classes"] == ["blue", "red"] and checkpoint["nc"] == 3 and len(checkpoint["history"]) == 2
+
+
+# ----------------------------------------------------------------------------- interpolate.py
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Checkpoints of one-batch runs of each training script: {script name: run folder}."""
+    folder = tmp_path_factory.mktemp("runs")
+    made = {}
+    for module in (dcgan, cgan):
+        made[module.SCRIPT] = str(folder / module.SCRIPT)
+        module.main(TINY + ["--max-steps", "1", "--out", made[module.SCRIPT]])
+    return made
+
+
+@pytest.mark.parametrize("script", ["dcgan", "cgan"])
+@pytest.mark.parametrize("mode", ["linear", "slerp"])
+def test_interpolate_grid_and_end_columns(runs, script, mode, tmp_path):
+    out = tmp_path / "grid.png"
+    interpolate.main([runs[script], "--pairs", "3", "--steps", "5", "--mode", mode, "--out", str(out), "--gif"])
+    with Image.open(out) as grid:
+        assert grid.size == (5 * 34 + 2, 3 * 34 + 2)  # columns = steps, rows = pairs
+    assert (tmp_path / "grid.gif").exists()
+
+    G, z_shape, n_classes = interpolate.load_generator(os.path.join(runs[script], "checkpoint.pt"), torch.device("cpu"))
+    z1, z2 = torch.randn(3, *z_shape), torch.randn(3, *z_shape)
+    y = torch.nn.functional.one_hot(torch.tensor([0, 1, 2]), n_classes).float() if n_classes else None
+    images = interpolate.interpolate(G, z1, z2, 5, mode, y, y)
+    assert images.shape == (3, 5, 3, 32, 32)
+    with torch.no_grad():
+        ends = [G(z, y) if n_classes else G(z) for z in (z1, z2)]
+    assert torch.allclose(images[:, 0], ends[0], atol=1e-5) and torch.allclose(images[:, -1], ends[1], atol=1e-5)
+
+
+def test_slerp_keeps_the_norm_between_the_ends():
+    torch.manual_seed(0)
+    z1, z2 = torch.randn(100), 1.3 * torch.randn(100)
+    t = torch.linspace(0, 1, 21)
+    norms = interpolate.slerp(z1, z2, t).flatten(1).norm(dim=1)
+    low, high = sorted([z1.norm().item(), z2.norm().item()])
+    assert torch.allclose(norms[[0, -1]], torch.tensor([z1.norm(), z2.norm()]), rtol=1e-5)
+    assert (norms >= low * (1 - 1e-5)).all() and (norms <= high * (1 + 1e-5)).all()
+    # the linear path's midpoint is much shorter than either end: off the shell where N(0, I) lives
+    assert interpolate.lerp(z1, z2, torch.tensor([0.5])).norm() < 0.8 * low
+
+
+def test_interpolate_label_morph(runs, tmp_path, capsys):
+    out = tmp_path / "morph.png"
+    interpolate.main([runs["cgan"], "--labels", "1", "7", "--pairs", "2", "--steps", "4", "--out", str(out)])
+    with Image.open(out) as grid:
+        assert grid.size == (4 * 34 + 2, 2 * 34 + 2)
+    G, z_shape, n_classes = interpolate.load_generator(os.path.join(runs["cgan"], "checkpoint.pt"), torch.device("cpu"))
+    z = torch.randn(2, *z_shape)
+    one, seven = (torch.nn.functional.one_hot(torch.tensor([k, k]), n_classes).float() for k in (1, 7))
+    images = interpolate.interpolate(G, z, z, 4, "linear", one, seven)
+    with torch.no_grad():
+        assert torch.allclose(images[:, 0], G(z, one), atol=1e-5) and torch.allclose(images[:, -1], G(z, seven), atol=1e-5)
+    err = exits_with_error(interpolate.main, [runs["dcgan"], "--labels", "1", "7", "--out", str(tmp_path / "x.png")], capsys)
+    assert "need a cgan.py checkpoint" in err
+    assert "does not exist" in exits_with_error(interpolate.main, [runs["cgan"], "--label", "10"], capsys)
+
+
+def test_interpolate_bad_input_exits_2(tmp_path, capsys):
+    assert "no such file" in exits_with_error(interpolate.main, [str(tmp_path / "missing.pt")], capsys)
+    (tmp_path / "text.pt").write_text("not a checkpoint")
+    assert "cannot be read" in exits_with_error(interpolate.main, [str(tmp_path / "text.pt")], capsys)
+    torch.save({"script": "vae", "args": {}}, tmp_path / "vae.pt")
+    assert "written by vae.py" in exits_with_error(interpolate.main, [str(tmp_path / "vae.pt")], capsys)
+    assert "--steps >= 2" in exits_with_error(interpolate.main, [str(tmp_path / "vae.pt"), "--steps", "1"], capsys)

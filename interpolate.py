@@ -1,0 +1,205 @@
+"""Walk through the latent space of a trained generator.
+
+Take two noise vectors z1 and z2, and draw G at evenly spaced points of the path between them.
+If G has learnt a smooth mapping, the images change gradually, from one plausible image to another:
+a sign that it generalises rather than memorising a lookup table of training images.
+
+    linear:  z(t) = (1 - t) z1 + t z2,  t = 0 ... 1  (the practical's alpha * z1 + (1 - alpha) * z2,
+             with alpha = 1 - t)
+    slerp:   along the great circle from z1's direction to z2's, the length going linearly from
+             |z1| to |z2|. Why: in nz = 100 dimensions a N(0, I) sample lies close to the sphere of
+             radius sqrt(nz) = 10, and the linear midpoint of two of them has a length of only about
+             10 / sqrt(2) = 7: G never saw such short vectors during training. Slerp stays on the shell.
+
+For a conditional GAN (cgan.py), the condition can move too:
+    --label K      keep the class fixed at K while z moves;
+    --labels A B   keep z fixed and blend the one-hot condition from A to B: one style, morphing
+                   from one digit into another.
+
+The checkpoint (written by dcgan.py, cgan.py or wgan_gp.py) names its script and holds that
+script's arguments: the generator is rebuilt by importing the script as a module (importing runs no
+training) and calling its Generator.
+
+    python interpolate.py                             # the newest run in runs/, linear paths
+    python interpolate.py runs/dcgan-20261123-101500 --mode slerp --gif
+    python interpolate.py runs/cgan-20261123-103000/checkpoint.pt --labels 1 7
+"""
+import argparse
+import glob
+import importlib
+import math
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision.utils import make_grid, save_image
+
+SCRIPTS = ("dcgan", "cgan", "wgan_gp")  # the training scripts whose checkpoints this reads
+IN_NOTEBOOK = "ipykernel" in sys.modules  # Jupyter/Colab: sys.argv holds the kernel's own flags
+
+
+def fail(message):
+    """Bad input: one line that says what is wrong and what to do, exit status 2, no traceback."""
+    print(f"interpolate.py: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+# ----------------------------------------------------------------------------- arguments
+def parse_args(argv=None):
+    if argv is None and IN_NOTEBOOK:
+        argv = []  # in a notebook, call main(["runs/<run>", "--mode", "slerp"]) to pass arguments
+    p = argparse.ArgumentParser(prog="interpolate.py", usage=argparse.SUPPRESS,  # errors stay one line
+                                description="Interpolate in a trained generator's latent space "
+                                            "(see the docstring at the top of interpolate.py).")
+    p.add_argument("checkpoint", nargs="?", default=None,
+                   help="a checkpoint.pt, or the run folder that holds one (default: the newest run in runs/)")
+    p.add_argument("--pairs", type=int, default=8, help="paths drawn, one per row (default: 8)")
+    p.add_argument("--steps", type=int, default=11, help="points on each path, one per column, ends included (default: 11)")
+    p.add_argument("--mode", default="linear", choices=["linear", "slerp"], help="path between z1 and z2 (default: linear)")
+    p.add_argument("--label", type=int, default=None, help="cGAN only: the class drawn while z moves")
+    p.add_argument("--labels", type=int, nargs=2, default=None, metavar=("A", "B"),
+                   help="cGAN only: keep z and morph the class from A to B")
+    p.add_argument("--gif", action="store_true", help="also write an animation that walks the paths forth and back")
+    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed draws the same paths (default: 0)")
+    p.add_argument("--out", default=None,
+                   help="output image (default: interpolation_<mode>.png, or interpolation_<A>_to_<B>.png, "
+                        "in the run folder)")
+    p.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"],
+                   help="auto: cuda if there is a GPU, else mps, else cpu (default: auto)")
+    args = p.parse_args(argv)
+
+    if args.pairs < 1 or args.steps < 2:
+        fail(f"--pairs must be >= 1 and --steps >= 2, got {args.pairs} and {args.steps}")
+    if args.label is not None and args.labels is not None:
+        fail("--label and --labels exclude each other: fix the class, or morph it")
+    if args.checkpoint is None:
+        runs = glob.glob(os.path.join("runs", "*", "checkpoint.pt"))
+        if not runs:
+            fail("no checkpoint given, and none in runs/; give a run folder or its checkpoint.pt")
+        args.checkpoint = max(runs, key=os.path.getmtime)
+    if os.path.isdir(args.checkpoint):
+        args.checkpoint = os.path.join(args.checkpoint, "checkpoint.pt")
+    if not os.path.isfile(args.checkpoint):
+        fail(f"{args.checkpoint}: no such file; give a run folder or the checkpoint.pt inside it")
+    if args.device == "auto":
+        args.device = ("cuda" if torch.cuda.is_available() else
+                       "mps" if torch.backends.mps.is_available() else "cpu")
+    elif args.device == "cuda" and not torch.cuda.is_available():
+        fail("--device cuda: PyTorch sees no CUDA GPU here; use --device auto or cpu")
+    elif args.device == "mps" and not torch.backends.mps.is_available():
+        fail("--device mps: PyTorch sees no Apple GPU here; use --device auto or cpu")
+    return args
+
+
+# ----------------------------------------------------------------------------- the generator
+def load_generator(path, device):
+    """Rebuild the generator of a training run from its checkpoint alone.
+
+    Returns (G in eval mode, the shape of one z, the number of classes: 0 for unconditional GANs).
+    """
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # whatever the reason, the file cannot be read as a checkpoint
+        fail(f"{path} cannot be read as a checkpoint ({type(e).__name__}); give a checkpoint.pt of a training run")
+    script = checkpoint.get("script") if isinstance(checkpoint, dict) else None
+    if script not in SCRIPTS:
+        fail(f"{path} was written by " + (f"{script}.py" if script else "no script of this project")
+             + f"; interpolate.py reads checkpoints of {', '.join(s + '.py' for s in SCRIPTS)}")
+    here = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()  # no __file__ in a notebook
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    try:
+        module = importlib.import_module(script)  # defines the networks, trains nothing
+    except ImportError as e:
+        fail(f"cannot import {script}.py ({e}); run interpolate.py from the folder that holds {script}.py")
+    a, n_classes = checkpoint["args"], checkpoint.get("n_classes", 0)
+    G = module.Generator(a["nz"], a["ngf"], checkpoint["nc"], a["image_size"], *([n_classes] if n_classes else []))
+    G.load_state_dict(checkpoint["G"])
+    # eval: batch norm uses its running statistics, so an image does not depend on the others in its batch
+    return G.to(device).eval(), tuple(checkpoint["fixed_noise"].shape[1:]), n_classes
+
+
+# ----------------------------------------------------------------------------- paths in latent space
+def lerp(z1, z2, t):
+    """Straight line: (1 - t) z1 + t z2, for each t (T values) -> T x z's shape."""
+    t = t.view(-1, *[1] * z1.dim())
+    return (1 - t) * z1 + t * z2
+
+
+def slerp(z1, z2, t):
+    """Great-circle path between the directions of z1 and z2, the length interpolated linearly."""
+    r1, r2 = z1.norm(), z2.norm()
+    u1, u2 = z1 / r1, z2 / r2
+    omega = torch.acos((u1 * u2).sum().clamp(-1, 1))  # angle between the two directions
+    t = t.view(-1, *[1] * z1.dim())
+    if omega < 1e-4:  # (nearly) the same direction: the circle is a line
+        direction = lerp(u1, u2, t.flatten())
+    else:
+        direction = (torch.sin((1 - t) * omega) * u1 + torch.sin(t * omega) * u2) / torch.sin(omega)
+    return ((1 - t) * r1 + t * r2) * direction
+
+
+@torch.no_grad()
+def interpolate(G, z1, z2, steps, mode, y1=None, y2=None):
+    """Images along the paths from (z1, y1) to (z2, y2), P paths of `steps` points each.
+
+    z1, z2: P x z's shape; y1, y2: P x n_classes one-hot conditions for a cGAN (None otherwise),
+    blended linearly. Returns P x steps x C x H x W, column 0 = G(z1), column -1 = G(z2).
+    """
+    t = torch.linspace(0, 1, steps, device=z1.device)
+    path = lerp if mode == "linear" else slerp
+    z = torch.stack([path(a, b, t) for a, b in zip(z1, z2)])  # P x steps x z's shape
+    inputs = [z.flatten(0, 1)]
+    if y1 is not None:
+        inputs.append(torch.stack([lerp(a, b, t) for a, b in zip(y1, y2)]).flatten(0, 1))
+    images = G(*inputs)
+    return images.view(len(z1), steps, *images.shape[1:])
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv=None):
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    G, z_shape, n_classes = load_generator(args.checkpoint, device)
+    if n_classes == 0 and (args.label is not None or args.labels is not None):
+        fail("--label and --labels need a cgan.py checkpoint: this generator takes no class")
+    for k in ([args.label] if args.label is not None else []) + (args.labels or []):
+        if not 0 <= k < n_classes:
+            fail(f"class {k} does not exist: this cGAN knows classes 0 to {n_classes - 1}")
+
+    torch.manual_seed(args.seed)
+    z1 = torch.randn(args.pairs, *z_shape, device=device)
+    z2 = torch.randn(args.pairs, *z_shape, device=device)
+    y1 = y2 = None
+    if args.labels is not None:  # z fixed along each row, the condition morphs from A to B
+        z2 = z1
+        y1 = F.one_hot(torch.full((args.pairs,), args.labels[0], device=device), n_classes).float()
+        y2 = F.one_hot(torch.full((args.pairs,), args.labels[1], device=device), n_classes).float()
+    elif n_classes:  # z moves; the class is --label, or one per row (0, 1, 2, ...) by default
+        rows = torch.arange(args.pairs, device=device) % n_classes if args.label is None else \
+            torch.full((args.pairs,), args.label, device=device)
+        y1 = y2 = F.one_hot(rows, n_classes).float()
+    images = interpolate(G, z1, z2, args.steps, args.mode, y1, y2)
+
+    name = f"interpolation_{args.labels[0]}_to_{args.labels[1]}" if args.labels else f"interpolation_{args.mode}"
+    out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), name + ".png")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    save_image(images.flatten(0, 1), out, nrow=args.steps, normalize=True, value_range=(-1, 1))
+    written = [out]
+    if args.gif:  # one frame per step: the P images at that point of their paths, forth then back
+        frames = [make_grid(images[:, s], nrow=math.ceil(math.sqrt(args.pairs)), normalize=True, value_range=(-1, 1))
+                  for s in list(range(args.steps)) + list(range(args.steps - 2, 0, -1))]
+        frames = [Image.fromarray(f.mul(255).round().byte().permute(1, 2, 0).cpu().numpy()) for f in frames]
+        gif = os.path.splitext(out)[0] + ".gif"
+        frames[0].save(gif, save_all=True, append_images=frames[1:], duration=120, loop=0)
+        written.append(gif)
+    if IN_NOTEBOOK:
+        from IPython.display import Image as Picture, display
+        display(Picture(filename=out))
+    print("Wrote " + " and ".join(written))
+
+
+if __name__ == "__main__":
+    main()
