@@ -19,6 +19,7 @@ from PIL import Image
 import cgan
 import dcgan
 import interpolate
+import wgan_gp
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MNIST_ROOT = os.path.join(HERE, "..", "shared", "data")
@@ -288,13 +289,14 @@ def runs(tmp_path_factory):
     """Checkpoints of one-batch runs of each training script: {script name: run folder}."""
     folder = tmp_path_factory.mktemp("runs")
     made = {}
-    for module in (dcgan, cgan):
+    for module in (dcgan, cgan, wgan_gp):
         made[module.SCRIPT] = str(folder / module.SCRIPT)
-        module.main(TINY + ["--max-steps", "1", "--out", made[module.SCRIPT]])
+        size = ["--image-size", "32"] if module is wgan_gp else []
+        module.main(TINY + size + ["--max-steps", "1", "--out", made[module.SCRIPT]])
     return made
 
 
-@pytest.mark.parametrize("script", ["dcgan", "cgan"])
+@pytest.mark.parametrize("script", ["dcgan", "cgan", "wgan_gp"])
 @pytest.mark.parametrize("mode", ["linear", "slerp"])
 def test_interpolate_grid_and_end_columns(runs, script, mode, tmp_path):
     out = tmp_path / "grid.png"
@@ -348,3 +350,72 @@ def test_interpolate_bad_input_exits_2(tmp_path, capsys):
     torch.save({"script": "vae", "args": {}}, tmp_path / "vae.pt")
     assert "written by vae.py" in exits_with_error(interpolate.main, [str(tmp_path / "vae.pt")], capsys)
     assert "--steps >= 2" in exits_with_error(interpolate.main, [str(tmp_path / "vae.pt"), "--steps", "1"], capsys)
+
+
+# ----------------------------------------------------------------------------- wgan_gp.py
+@pytest.mark.parametrize("size", ["32", "128"])
+def test_wgan_gp_one_step_writes_every_output(size, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    wgan_gp.main(TINY + ["--image-size", size, "--n-critic", "2", "--max-steps", "1", "--out", out])
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"Run folder: {out}"
+    for name in RUN_FILES:
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+    rows = read_log(out)
+    assert len(rows) == 1 and all(math.isfinite(float(rows[0][k])) for k in ("loss_D", "loss_G", "gp", "wasserstein"))
+    checkpoint = torch.load(os.path.join(out, "checkpoint.pt"), weights_only=True)
+    a = checkpoint["args"]
+    G = wgan_gp.Generator(a["nz"], a["ngf"], checkpoint["nc"], a["image_size"])
+    G.load_state_dict(checkpoint["G"])
+    assert G.eval()(torch.randn(2, a["nz"])).shape == (2, 3, int(size), int(size))
+
+
+def test_wgan_gp_critic_has_no_batch_norm():
+    for size in (32, 64, 128):
+        critic = wgan_gp.Critic(8, 3, size)
+        assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in critic.modules())
+        assert critic(torch.randn(3, 3, size, size)).shape == (3,)
+
+
+def test_wgan_gp_penalty_of_a_linear_critic():
+    torch.manual_seed(0)
+    w = torch.randn(1, 2, 4, 4)
+    critic = lambda x: (x * w).flatten(1).sum(1)  # D(x) = w.x: grad D = w everywhere
+    real, fake = torch.randn(5, 2, 4, 4), torch.randn(5, 2, 4, 4)
+    expected = 10 * (w.norm().item() - 1) ** 2
+    assert wgan_gp.gradient_penalty(critic, real, fake, 10.0).item() == pytest.approx(expected, rel=1e-5)
+    unit = w / w.norm()  # a 1-Lipschitz linear critic pays no penalty
+    assert wgan_gp.gradient_penalty(lambda x: (x * unit).flatten(1).sum(1), real, fake, 10.0).item() < 1e-8
+
+
+def test_wgan_gp_n_critic_updates_per_generator_update(tmp_path):
+    out = tmp_path / "run"
+    wgan_gp.main(TINY + ["--image-size", "32", "--n-critic", "5", "--max-steps", "3", "--out", str(out)])
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert checkpoint["opt_D"]["state"][0]["step"].item() == 15
+    assert checkpoint["opt_G"]["state"][0]["step"].item() == 3
+    assert len(checkpoint["history"]) == 3
+
+
+def test_wgan_gp_folder_of_images(tmp_path):
+    for k in range(12):  # nested folders, no class structure, odd sizes
+        folder = tmp_path / "pictures" / f"set{k % 2}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (50 + k, 40), (20 * k, 100, 200)).save(folder / f"{k}.jpg")
+    out = tmp_path / "run"
+    wgan_gp.main(["--dataset", "folder", "--data-root", str(tmp_path / "pictures"), "--image-size", "32",
+                  "--ngf", "8", "--ndf", "8", "--batch-size", "4", "--n-critic", "3", "--workers", "0",
+                  "--epochs", "1", "--out", str(out)])
+    assert len(read_log(out)) == 1 and (out / "samples_epoch_001.png").exists()
+
+
+def test_wgan_gp_bad_input_exits_2(tmp_path, capsys, monkeypatch):
+    assert "--lambda-gp must be >= 0" in exits_with_error(wgan_gp.main, TINY + ["--lambda-gp", "-1"], capsys)
+    assert "--n-critic must be >= 1" in exits_with_error(wgan_gp.main, TINY + ["--n-critic", "0"], capsys)
+    assert "invalid choice" in exits_with_error(wgan_gp.main, TINY + ["--image-size", "96"], capsys)
+
+    def quota_exceeded(*args, **kwargs):
+        raise RuntimeError("The daily quota of the file img_align_celeba.zip is exceeded")
+    monkeypatch.setattr(wgan_gp.torchvision.datasets, "CelebA", quota_exceeded)
+    err = exits_with_error(wgan_gp.main, ["--data-root", str(tmp_path), "--out", str(tmp_path / "run")], capsys)
+    assert "img_align_celeba" in err and "--dataset folder" in err
+    assert not (tmp_path / "run").exists()
