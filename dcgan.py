@@ -20,6 +20,11 @@ Architecture and training recipe: DCGAN (Radford, Metz & Chintala 2015, "Unsuper
 Representation Learning with Deep Convolutional Generative Adversarial Networks"): transposed
 convolutions with batch norm and ReLU in G, strided convolutions with batch norm and LeakyReLU(0.2)
 in D, no pooling and no fully connected layers, Adam with beta1 = 0.5, weights from N(0, 0.02).
+Departures from the paper, all of them the course practical's defaults: 32x32 images (MNIST's
+28x28, resized) and so one block fewer than the paper's 64x64 networks; narrower networks (ngf = 32,
+where the paper's generator, 1024 channels at 4x4, has 128 before its last layer); and a learning
+rate of 5e-4 for G, where the paper uses 2e-4 for both. --image-size 64 --ngf 128 --lr-g 2e-4
+gives the paper's generator and learning rates.
 
     python dcgan.py                                   # MNIST at 32x32, 5 epochs
     python dcgan.py --ndf 256 --epochs 30 --loss saturating --data-root ../shared/data
@@ -27,6 +32,7 @@ in D, no pooling and no fully connected layers, Adam with beta1 = 0.5, weights f
 import argparse
 import csv
 import glob
+import math
 import os
 import sys
 import time
@@ -76,7 +82,8 @@ def parse_args(argv=None):
                    help="custom: DCGAN's N(0, 0.02); default: PyTorch's own (default: custom)")
     p.add_argument("--loss", default="non-saturating", choices=["non-saturating", "saturating"],
                    help="generator loss: -log D(G(z)), or the minimax log(1 - D(G(z))) (default: non-saturating)")
-    p.add_argument("--epochs", type=int, default=5, help="passes over the training set (default: 5)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="passes over the training set (default: 5; with --resume, the run's own)")
     p.add_argument("--batch-size", type=int, default=128, help="images per batch (default: 128)")
     p.add_argument("--lr-d", type=float, default=2e-4, help="discriminator learning rate (default: 2e-4)")
     p.add_argument("--lr-g", type=float, default=5e-4, help="generator learning rate (default: 5e-4)")
@@ -96,10 +103,10 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
 
     for name in ("lr_d", "lr_g"):
-        if not getattr(args, name) > 0:
+        if not (math.isfinite(getattr(args, name)) and getattr(args, name) > 0):
             fail(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
     for name in ("nz", "ngf", "ndf", "epochs", "d_steps"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             fail(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.batch_size < 2:
         fail(f"--batch-size must be >= 2 (batch norm needs two images), got {args.batch_size}")
@@ -133,10 +140,15 @@ def parse_args(argv=None):
             setattr(args, name, value)
         if args.out is not None:
             fail("--out cannot be used with --resume: a resumed run continues in its checkpoint's folder")
+        if args.epochs is None:  # go on to the number of epochs the run was started with
+            args.epochs = checkpoint["args"]["epochs"]
         if args.epochs <= checkpoint["epoch"]:
             fail(f"the checkpoint has already trained {checkpoint['epoch']} epochs; ask for more with --epochs")
+        if args.max_steps is not None and args.max_steps <= checkpoint["step"]:
+            fail(f"the checkpoint has already made {checkpoint['step']} steps; ask for more with --max-steps")
         args.out = os.path.dirname(os.path.abspath(args.resume))
     else:
+        args.epochs = args.epochs or 5
         args.out = args.out or os.path.join("runs", f"{SCRIPT}-{datetime.now():%Y%m%d-%H%M%S}")
         if os.path.exists(args.out) and not (os.path.isdir(args.out) and not os.listdir(args.out)):
             fail(f"--out {args.out} already exists and is not empty; choose a new folder "
@@ -301,12 +313,13 @@ def generator_loss(out_fake, kind):
 def main(argv=None):
     args, checkpoint = parse_args(argv)
     device = torch.device(args.device)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.seed + (checkpoint["step"] if checkpoint else 0))  # a resumed run draws new noise
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
     data = load_data(args, device)
     nc = DATASETS[args.dataset]
-    n_batches = len(data) // args.batch_size if isinstance(data, torch.Tensor) else len(data)
+    n_images = len(data) if isinstance(data, torch.Tensor) else len(data.dataset)
+    n_batches = n_images // args.batch_size
     steps_per_epoch = n_batches // args.d_steps  # generator updates per pass over the data
     if steps_per_epoch == 0:
         fail(f"the data make {n_batches} batches of {args.batch_size}, fewer than --d-steps {args.d_steps}; "
@@ -320,42 +333,43 @@ def main(argv=None):
     opt_G = torch.optim.Adam(G.parameters(), lr=args.lr_g, betas=(args.beta1, args.beta2))
     opt_D = torch.optim.Adam(D.parameters(), lr=args.lr_d, betas=(args.beta1, args.beta2))
     fixed_noise = torch.randn(64, args.nz, 1, 1, device=device)  # the same 64 z for every saved grid
-    start_epoch, history = 0, []  # history: one row per generator update, see LOG_COLUMNS
-    if checkpoint:  # an interrupted epoch is run again from its start
+    step, history = 0, []  # generator updates so far; one row of statistics for each, see LOG_COLUMNS
+    if checkpoint:
+        if checkpoint["n_images"] != n_images:
+            fail(f"the checkpoint was trained on {checkpoint['n_images']:,} images, --data-root now holds {n_images:,}; "
+                 f"resume with the same data")
         G.load_state_dict(checkpoint["G"])
         D.load_state_dict(checkpoint["D"])
         opt_G.load_state_dict(checkpoint["opt_G"])
         opt_D.load_state_dict(checkpoint["opt_D"])
         fixed_noise = checkpoint["fixed_noise"].to(device)
-        start_epoch = checkpoint["epoch"]
-        history = checkpoint["history"][:start_epoch * steps_per_epoch]
+        step, history = checkpoint["step"], checkpoint["history"]
     os.makedirs(args.out, exist_ok=True)
-    n_images = len(data) if isinstance(data, torch.Tensor) else len(data.dataset)
     print(f"{SCRIPT}: {n_images:,} "
           f"{args.dataset} images of {nc}x{args.image_size}x{args.image_size} on {device}, "
           f"G {sum(p.numel() for p in G.parameters()):,} and D {sum(p.numel() for p in D.parameters()):,} "
           f"parameters, {steps_per_epoch} steps per epoch, writing to {args.out}", flush=True)
 
-    def save_run(epochs_done, epoch_now):
-        """Everything a run leaves: sample grid, checkpoint, log and plots."""
-        save_samples(G, fixed_noise, os.path.join(args.out, f"samples_epoch_{epoch_now + 1:03d}.png"))
+    def save_run(epoch):
+        """Everything a run leaves: this epoch's sample grid, the checkpoint, the log and plots."""
+        save_samples(G, fixed_noise, os.path.join(args.out, f"samples_epoch_{epoch + 1:03d}.png"))
         save_checkpoint(os.path.join(args.out, "checkpoint.pt"), {
-            "script": SCRIPT, "args": vars(args), "nc": nc, "epoch": epochs_done,
+            "script": SCRIPT, "args": vars(args), "nc": nc, "n_images": n_images, "step": step, "epoch": step // steps_per_epoch,
             "G": G.state_dict(), "D": D.state_dict(), "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
             "fixed_noise": fixed_noise.cpu(), "history": history})
         save_log_and_plots(history, args.out, steps_per_epoch)
 
     pending = []  # ((epoch, step), statistics still on the device): fetched every LOG_EVERY steps
-    step = len(history)  # generator updates so far
     total_steps = min(args.epochs * steps_per_epoch, args.max_steps or float("inf"))
     t_start = t_last = time.perf_counter()
     step_start = step_last = step
-    epoch = start_epoch
+    epoch = step // steps_per_epoch
     try:
-        for epoch in range(start_epoch, args.epochs):
+        for epoch in range(step // steps_per_epoch, args.epochs):
             data_iter = batches(data, args.batch_size, device)
             t_epoch = time.perf_counter()
-            for i in range(steps_per_epoch):
+            first = step - epoch * steps_per_epoch  # 0, but where a resumed run had stopped mid-epoch
+            for i in range(first, steps_per_epoch):
                 # (1) Update D: k steps (--d-steps) of minimising L_D, each on a new real batch
                 for _ in range(args.d_steps):
                     real = next(data_iter)
@@ -376,7 +390,7 @@ def main(argv=None):
                 step += 1
                 pending.append(((epoch + 1, step), torch.stack(
                     [loss_D, loss_G, torch.sigmoid(out_real).mean(), torch.sigmoid(out_fake).mean()]).detach()))
-                if step % LOG_EVERY == 0 or i == steps_per_epoch - 1 or step == total_steps:
+                if step % LOG_EVERY == 0 or i == steps_per_epoch - 1 or step >= total_steps:
                     stats = fetch(pending, history)
                     if not torch.isfinite(stats).all():
                         stop_diverged(args.out, history, steps_per_epoch)
@@ -388,23 +402,24 @@ def main(argv=None):
                           f"Loss_G {loss_g:.3f} D(x) {d_x:.3f} D(G(z)) {d_g_z:.3f} | {rate:,.0f} img/s, "
                           f"{left // 60:.0f}m{left % 60:02.0f}s left", flush=True)
                     t_last, step_last = now, step
-                if step == total_steps:
+                if step >= total_steps:
                     break
             seconds = time.perf_counter() - t_epoch
-            print(f"epoch {epoch + 1}: {i + 1} steps in {seconds:.1f} s, "
-                  f"{(i + 1) * args.d_steps * args.batch_size / seconds:,.0f} img/s", flush=True)
-            save_run(epoch + 1 if i == steps_per_epoch - 1 else epoch, epoch)
-            if step == total_steps:
+            print(f"epoch {epoch + 1}: {i + 1 - first} steps in {seconds:.1f} s, "
+                  f"{(i + 1 - first) * args.d_steps * args.batch_size / seconds:,.0f} img/s", flush=True)
+            save_run(epoch)
+            if step >= total_steps:
                 break
     except KeyboardInterrupt:  # Ctrl-C: keep what was learnt so far
         print(f"\ninterrupted in epoch {epoch + 1}: saving the checkpoint and plots", flush=True)
         if pending and not torch.isfinite(fetch(pending, history)).all():
             stop_diverged(args.out, history, steps_per_epoch)
-        save_run(epoch, epoch)
+        save_run(epoch)
     if IN_NOTEBOOK:  # show the last grid and the curves under the cell
         from IPython.display import Image as Picture, display
-        display(Picture(filename=sorted(glob.glob(os.path.join(args.out, "samples_epoch_*.png")))[-1]))
-        display(Picture(filename=os.path.join(args.out, "losses.png")))
+        for picture in sorted(glob.glob(os.path.join(args.out, "samples_epoch_*.png")))[-1:] + \
+                glob.glob(os.path.join(args.out, "losses.png")):
+            display(Picture(filename=picture))
     print(f"Run folder: {args.out}")
 
 

@@ -72,6 +72,8 @@ def parse_args(argv=None):
 
     if args.pairs < 1 or args.steps < 2:
         fail(f"--pairs must be >= 1 and --steps >= 2, got {args.pairs} and {args.steps}")
+    if args.out is not None and os.path.splitext(args.out)[1].lower() not in (".png", ".jpg", ".jpeg"):
+        fail(f"--out {args.out}: give an image file name ending in .png or .jpg")
     if args.label is not None and args.labels is not None:
         fail("--label and --labels exclude each other: fix the class, or morph it")
     if args.checkpoint is None:
@@ -110,10 +112,14 @@ def load_generator(path, device):
     here = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()  # no __file__ in a notebook
     if here not in sys.path:
         sys.path.insert(0, here)
-    try:
-        module = importlib.import_module(script)  # defines the networks, trains nothing
-    except ImportError as e:
-        fail(f"cannot import {script}.py ({e}); run interpolate.py from the folder that holds {script}.py")
+    notebook = sys.modules["__main__"]  # in a notebook: the training script may have been pasted into a cell
+    if getattr(notebook, "SCRIPT", None) == script:
+        module = notebook
+    else:
+        try:
+            module = importlib.import_module(script)  # defines the networks, trains nothing
+        except ImportError as e:
+            fail(f"cannot import {script}.py ({e}); run interpolate.py from the folder that holds {script}.py")
     a, n_classes = checkpoint["args"], checkpoint.get("n_classes", 0)
     G = module.Generator(a["nz"], a["ngf"], checkpoint["nc"], a["image_size"], *([n_classes] if n_classes else []))
     G.load_state_dict(checkpoint["G"])

@@ -107,25 +107,32 @@ def test_dcgan_losses_match_hand_computed_values():
 
 def test_dcgan_d_steps_and_resume(tmp_path, capsys):
     out = str(tmp_path / "run")
-    dcgan.main(TINY + ["--epochs", "1", "--d-steps", "2", "--out", out])  # 1024 / 16 / 2 = 32 G steps
-    checkpoint = torch.load(os.path.join(out, "checkpoint.pt"), weights_only=True)
-    assert checkpoint["epoch"] == 1 and len(checkpoint["history"]) == 32
-    d_updates = checkpoint["opt_D"]["state"][0]["step"].item()
-    g_updates = checkpoint["opt_G"]["state"][0]["step"].item()
-    assert (d_updates, g_updates) == (64, 32)
+    checkpoint_path = os.path.join(out, "checkpoint.pt")
+    # 1024 fake images / 16 per batch / 2 D steps = 32 G steps per epoch; stop in the middle of epoch 1
+    dcgan.main(TINY + ["--epochs", "1", "--d-steps", "2", "--max-steps", "10", "--out", out])
+    checkpoint = torch.load(checkpoint_path, weights_only=True)
+    assert (checkpoint["step"], checkpoint["epoch"], len(checkpoint["history"])) == (10, 0, 10)
 
-    dcgan.main(["--resume", os.path.join(out, "checkpoint.pt"), "--epochs", "2"])
-    checkpoint = torch.load(os.path.join(out, "checkpoint.pt"), weights_only=True)
-    assert checkpoint["epoch"] == 2 and checkpoint["opt_G"]["state"][0]["step"].item() == 64
+    dcgan.main(["--resume", checkpoint_path])  # goes on to the run's own --epochs 1, from step 11
+    checkpoint = torch.load(checkpoint_path, weights_only=True)
+    assert (checkpoint["step"], checkpoint["epoch"]) == (32, 1)
+    assert checkpoint["opt_D"]["state"][0]["step"].item() == 64 and checkpoint["opt_G"]["state"][0]["step"].item() == 32
+
+    dcgan.main(["--resume", checkpoint_path, "--epochs", "2"])
+    checkpoint = torch.load(checkpoint_path, weights_only=True)
+    assert (checkpoint["step"], checkpoint["epoch"]) == (64, 2)
     assert [int(r["step"]) for r in read_log(out)] == list(range(1, 65))
     assert os.path.exists(os.path.join(out, "samples_epoch_002.png"))
-    # the resumed run kept its settings; changing one is refused
-    exits_with_error(dcgan.main, ["--resume", os.path.join(out, "checkpoint.pt"), "--epochs", "3", "--ngf", "16"], capsys)
+    # the resumed run kept its settings; changing one, or asking for what is done, is refused
+    assert "--ngf 16 differs" in exits_with_error(dcgan.main, ["--resume", checkpoint_path, "--epochs", "3", "--ngf", "16"], capsys)
+    assert "already trained 2 epochs" in exits_with_error(dcgan.main, ["--resume", checkpoint_path], capsys)
+    assert "already made 64 steps" in exits_with_error(dcgan.main, ["--resume", checkpoint_path, "--epochs", "3", "--max-steps", "64"], capsys)
 
 
 @pytest.mark.parametrize("flags, message", [
     (["--lr-d", "0"], "--lr-d must be > 0"),
     (["--lr-g", "-0.001"], "--lr-g must be > 0"),
+    (["--lr-g", "inf"], "--lr-g must be > 0"),
     (["--nz", "0"], "--nz must be >= 1"),
     (["--batch-size", "1"], "--batch-size must be >= 2"),
     (["--image-size", "48"], "invalid choice"),
@@ -350,6 +357,7 @@ def test_interpolate_bad_input_exits_2(tmp_path, capsys):
     torch.save({"script": "vae", "args": {}}, tmp_path / "vae.pt")
     assert "written by vae.py" in exits_with_error(interpolate.main, [str(tmp_path / "vae.pt")], capsys)
     assert "--steps >= 2" in exits_with_error(interpolate.main, [str(tmp_path / "vae.pt"), "--steps", "1"], capsys)
+    assert "ending in .png" in exits_with_error(interpolate.main, [str(tmp_path / "vae.pt"), "--out", "grid.txt"], capsys)
 
 
 # ----------------------------------------------------------------------------- wgan_gp.py
@@ -410,6 +418,8 @@ def test_wgan_gp_folder_of_images(tmp_path):
 
 def test_wgan_gp_bad_input_exits_2(tmp_path, capsys, monkeypatch):
     assert "--lambda-gp must be >= 0" in exits_with_error(wgan_gp.main, TINY + ["--lambda-gp", "-1"], capsys)
+    assert "--lambda-gp must be >= 0" in exits_with_error(wgan_gp.main, TINY + ["--lambda-gp", "nan"], capsys)
+    assert "use --image-size 32" in exits_with_error(wgan_gp.main, ["--dataset", "mnist", "--image-size", "128"], capsys)
     assert "--n-critic must be >= 1" in exits_with_error(wgan_gp.main, TINY + ["--n-critic", "0"], capsys)
     assert "invalid choice" in exits_with_error(wgan_gp.main, TINY + ["--image-size", "96"], capsys)
 
@@ -419,3 +429,15 @@ def test_wgan_gp_bad_input_exits_2(tmp_path, capsys, monkeypatch):
     err = exits_with_error(wgan_gp.main, ["--data-root", str(tmp_path), "--out", str(tmp_path / "run")], capsys)
     assert "img_align_celeba" in err and "--dataset folder" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_wgan_gp_celeba_reads_the_aligned_faces_folder(tmp_path, monkeypatch):
+    faces = tmp_path / "celeba" / "img_align_celeba"  # torchvision's layout, here without its annotation files
+    faces.mkdir(parents=True)
+    for k in range(8):
+        Image.new("RGB", (178, 218), (10 * k, 80, 160)).save(faces / f"{k:06d}.jpg")
+    monkeypatch.setattr(wgan_gp.torchvision.datasets, "CelebA", None)  # no download attempt may happen
+    out = tmp_path / "run"
+    wgan_gp.main(["--data-root", str(tmp_path), "--image-size", "32", "--ngf", "8", "--ndf", "8",
+                  "--batch-size", "4", "--n-critic", "2", "--workers", "0", "--epochs", "1", "--out", str(out)])
+    assert len(read_log(out)) == 1

@@ -82,7 +82,8 @@ def parse_args(argv=None):
     p.add_argument("--nz", type=int, default=128, help="size of the noise vector z (default: 128)")
     p.add_argument("--ngf", type=int, default=64, help="generator width: channels of its last block (default: 64)")
     p.add_argument("--ndf", type=int, default=64, help="critic width: channels of its first layer (default: 64)")
-    p.add_argument("--epochs", type=int, default=5, help="passes over the training set (default: 5)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="passes over the training set (default: 5; with --resume, the run's own)")
     p.add_argument("--batch-size", type=int, default=64, help="images per batch (default: 64)")
     p.add_argument("--lr-d", type=float, default=1e-4, help="critic learning rate (default: 1e-4)")
     p.add_argument("--lr-g", type=float, default=1e-4, help="generator learning rate (default: 1e-4)")
@@ -103,12 +104,12 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
 
     for name in ("lr_d", "lr_g"):
-        if not getattr(args, name) > 0:
+        if not (math.isfinite(getattr(args, name)) and getattr(args, name) > 0):
             fail(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
-    if args.lambda_gp < 0:
+    if not (math.isfinite(args.lambda_gp) and args.lambda_gp >= 0):
         fail(f"--lambda-gp must be >= 0, got {args.lambda_gp}")
     for name in ("nz", "ngf", "ndf", "epochs", "n_critic"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             fail(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.batch_size < 2:
         fail(f"--batch-size must be >= 2 (the generator's batch norm needs two images), got {args.batch_size}")
@@ -118,6 +119,9 @@ def parse_args(argv=None):
         fail(f"--max-steps must be >= 1, got {args.max_steps}")
     if args.workers < 0:
         fail(f"--workers must be >= 0, got {args.workers}")
+    if args.dataset in ("mnist", "cifar10") and args.image_size > 64:
+        fail(f"--dataset {args.dataset} holds {28 if args.dataset == 'mnist' else 32}-pixel images; "
+             f"use --image-size 32 (or 64)")
     if args.dataset == "folder" and not os.path.isdir(os.path.expanduser(args.data_root)):
         fail(f"--data-root {args.data_root} is not a folder; give the folder that holds your images")
     if args.device == "auto":
@@ -142,10 +146,15 @@ def parse_args(argv=None):
             setattr(args, name, value)
         if args.out is not None:
             fail("--out cannot be used with --resume: a resumed run continues in its checkpoint's folder")
+        if args.epochs is None:  # go on to the number of epochs the run was started with
+            args.epochs = checkpoint["args"]["epochs"]
         if args.epochs <= checkpoint["epoch"]:
             fail(f"the checkpoint has already trained {checkpoint['epoch']} epochs; ask for more with --epochs")
+        if args.max_steps is not None and args.max_steps <= checkpoint["step"]:
+            fail(f"the checkpoint has already made {checkpoint['step']} steps; ask for more with --max-steps")
         args.out = os.path.dirname(os.path.abspath(args.resume))
     else:
+        args.epochs = args.epochs or 5
         args.out = args.out or os.path.join("runs", f"{SCRIPT}-{datetime.now():%Y%m%d-%H%M%S}")
         if os.path.exists(args.out) and not (os.path.isdir(args.out) and not os.listdir(args.out)):
             fail(f"--out {args.out} already exists and is not empty; choose a new folder "
@@ -196,20 +205,22 @@ def load_data(args, device):
     root = os.path.expanduser(args.data_root)
     size = args.image_size
     if args.dataset in ("celeba", "folder"):
-        # CelebA's aligned faces are 178x218: the centre square, then resized (as in the paper's code)
+        # CelebA's aligned faces are 178x218: the centre 178x178 square, then resized
         transform = T.Compose([T.CenterCrop(178), T.Resize(size)] if args.dataset == "celeba" else
                               [T.Resize(size), T.CenterCrop(size)])
         transform = T.Compose([transform, T.ToTensor(), T.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
-        if args.dataset == "folder":
-            images = ImageFiles(root, transform)
-        else:
-            try:
-                images = torchvision.datasets.CelebA(root, split="train", transform=transform, download=True)
-            except (OSError, RuntimeError) as e:  # no internet, or the download quota of its host is spent
-                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                fail(f"CelebA is not in {root}/celeba and could not be downloaded ({reason}); download "
-                     f"img_align_celeba.zip by hand from the CelebA page (mmlab.ie.cuhk.edu.hk/projects/CelebA.html), "
-                     f"unzip it and run with --dataset folder --data-root <the img_align_celeba folder>")
+        if args.dataset == "celeba":  # all 202,599 aligned faces: a GAN needs no train/test split
+            folder = os.path.join(root, "celeba", "img_align_celeba")
+            if not os.path.isdir(folder):
+                try:
+                    torchvision.datasets.CelebA(root, split="all", download=True)
+                except Exception as e:  # no internet, no gdown, or the host's daily quota spent: all say the same
+                    reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                    fail(f"CelebA is not in {folder} and could not be downloaded ({reason}); download "
+                         f"img_align_celeba.zip by hand from the CelebA page (mmlab.ie.cuhk.edu.hk/projects/CelebA.html), "
+                         f"unzip it and run with --dataset folder --data-root <the img_align_celeba folder>")
+            root = folder
+        images = ImageFiles(root, transform)
         if len(images) < args.batch_size:
             fail(f"{root} holds {len(images)} images, fewer than one batch of {args.batch_size}; "
                  f"add images or lower --batch-size")
@@ -316,7 +327,7 @@ def gradient_penalty(D, real, fake, lambda_gp):
 def main(argv=None):
     args, checkpoint = parse_args(argv)
     device = torch.device(args.device)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.seed + (checkpoint["step"] if checkpoint else 0))  # a resumed run draws new noise
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
     data = load_data(args, device)
@@ -329,45 +340,47 @@ def main(argv=None):
              f"lower --batch-size or --n-critic")
 
     G = Generator(args.nz, args.ngf, nc, args.image_size).to(device)
-    D = Critic(args.ndf, nc, args.image_size).to(device)  # PyTorch's default initialisation, as the paper's code
+    D = Critic(args.ndf, nc, args.image_size).to(device)  # PyTorch's default initialisation: the paper sets none
     opt_G = torch.optim.Adam(G.parameters(), lr=args.lr_g, betas=(args.beta1, args.beta2))
     opt_D = torch.optim.Adam(D.parameters(), lr=args.lr_d, betas=(args.beta1, args.beta2))
     fixed_noise = torch.randn(64, args.nz, device=device)  # the same 64 z for every saved grid
-    start_epoch, history = 0, []  # history: one row per generator update, see LOG_COLUMNS
-    if checkpoint:  # an interrupted epoch is run again from its start
+    step, history = 0, []  # generator updates so far; one row of statistics for each, see LOG_COLUMNS
+    if checkpoint:
+        if checkpoint["n_images"] != n_images:
+            fail(f"the checkpoint was trained on {checkpoint['n_images']:,} images, --data-root now holds {n_images:,}; "
+                 f"resume with the same data")
         G.load_state_dict(checkpoint["G"])
         D.load_state_dict(checkpoint["D"])
         opt_G.load_state_dict(checkpoint["opt_G"])
         opt_D.load_state_dict(checkpoint["opt_D"])
         fixed_noise = checkpoint["fixed_noise"].to(device)
-        start_epoch = checkpoint["epoch"]
-        history = checkpoint["history"][:start_epoch * steps_per_epoch]
+        step, history = checkpoint["step"], checkpoint["history"]
     os.makedirs(args.out, exist_ok=True)
     print(f"{SCRIPT}: {n_images:,} "
           f"{args.dataset} images of {nc}x{args.image_size}x{args.image_size} on {device}, "
           f"G {sum(p.numel() for p in G.parameters()):,} and D {sum(p.numel() for p in D.parameters()):,} "
           f"parameters, {steps_per_epoch} steps per epoch, writing to {args.out}", flush=True)
 
-    def save_run(epochs_done, epoch_now):
-        """Everything a run leaves: sample grid, checkpoint, log and plots."""
-        save_samples(G, fixed_noise, os.path.join(args.out, f"samples_epoch_{epoch_now + 1:03d}.png"))
+    def save_run(epoch):
+        """Everything a run leaves: this epoch's sample grid, the checkpoint, the log and plots."""
+        save_samples(G, fixed_noise, os.path.join(args.out, f"samples_epoch_{epoch + 1:03d}.png"))
         save_checkpoint(os.path.join(args.out, "checkpoint.pt"), {
-            "script": SCRIPT, "args": vars(args), "nc": nc, "epoch": epochs_done,
+            "script": SCRIPT, "args": vars(args), "nc": nc, "n_images": n_images, "step": step, "epoch": step // steps_per_epoch,
             "G": G.state_dict(), "D": D.state_dict(), "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
             "fixed_noise": fixed_noise.cpu(), "history": history})
         save_log_and_plots(history, args.out, steps_per_epoch)
 
     pending = []  # ((epoch, step), statistics still on the device): fetched every LOG_EVERY steps
-    step = len(history)  # generator updates so far
     total_steps = min(args.epochs * steps_per_epoch, args.max_steps or float("inf"))
     t_start = t_last = time.perf_counter()
     step_start = step_last = step
-    epoch = start_epoch
+    epoch = step // steps_per_epoch
     try:
-        for epoch in range(start_epoch, args.epochs):
+        for epoch in range(step // steps_per_epoch, args.epochs):
             data_iter = batches(data, args.batch_size, device)
             t_epoch = time.perf_counter()
-            for i in range(steps_per_epoch):
+            first = step - epoch * steps_per_epoch  # 0, but where a resumed run had stopped mid-epoch
+            for i in range(first, steps_per_epoch):
                 # (1) Update the critic n_critic times, each on a new real batch:
                 #     L_D = E[D(G(z))] - E[D(x)] + lambda * E[(||grad D(x_hat)||_2 - 1)^2]
                 for _ in range(args.n_critic):
@@ -391,7 +404,7 @@ def main(argv=None):
                 # E[D(x)] - E[D(G(z))] before the last critic update: the Wasserstein estimate
                 pending.append(((epoch + 1, step), torch.stack(
                     [loss_D, loss_G, gp, score_real - score_fake]).detach()))
-                if step % LOG_EVERY == 0 or i == steps_per_epoch - 1 or step == total_steps:
+                if step % LOG_EVERY == 0 or i == steps_per_epoch - 1 or step >= total_steps:
                     stats = fetch(pending, history)
                     if not torch.isfinite(stats).all():
                         stop_diverged(args.out, history, steps_per_epoch)
@@ -403,23 +416,24 @@ def main(argv=None):
                           f"Loss_G {loss_g:.3f} GP {gp_value:.3f} W {w_estimate:.3f} | {rate:,.0f} img/s, "
                           f"{left // 60:.0f}m{left % 60:02.0f}s left", flush=True)
                     t_last, step_last = now, step
-                if step == total_steps:
+                if step >= total_steps:
                     break
             seconds = time.perf_counter() - t_epoch
-            print(f"epoch {epoch + 1}: {i + 1} steps in {seconds:.1f} s, "
-                  f"{(i + 1) * args.n_critic * args.batch_size / seconds:,.0f} img/s", flush=True)
-            save_run(epoch + 1 if i == steps_per_epoch - 1 else epoch, epoch)
-            if step == total_steps:
+            print(f"epoch {epoch + 1}: {i + 1 - first} steps in {seconds:.1f} s, "
+                  f"{(i + 1 - first) * args.n_critic * args.batch_size / seconds:,.0f} img/s", flush=True)
+            save_run(epoch)
+            if step >= total_steps:
                 break
     except KeyboardInterrupt:  # Ctrl-C: keep what was learnt so far
         print(f"\ninterrupted in epoch {epoch + 1}: saving the checkpoint and plots", flush=True)
         if pending and not torch.isfinite(fetch(pending, history)).all():
             stop_diverged(args.out, history, steps_per_epoch)
-        save_run(epoch, epoch)
+        save_run(epoch)
     if IN_NOTEBOOK:  # show the last grid and the curves under the cell
         from IPython.display import Image as Picture, display
-        display(Picture(filename=sorted(glob.glob(os.path.join(args.out, "samples_epoch_*.png")))[-1]))
-        display(Picture(filename=os.path.join(args.out, "losses.png")))
+        for picture in sorted(glob.glob(os.path.join(args.out, "samples_epoch_*.png")))[-1:] + \
+                glob.glob(os.path.join(args.out, "losses.png")):
+            display(Picture(filename=picture))
     print(f"Run folder: {args.out}")
 
 
