@@ -213,6 +213,9 @@ def test_dcgan_real_mnist(tmp_path):
     dcgan.main(["--data-root", MNIST_ROOT, "--max-steps", "30", "--batch-size", "64", "--out", str(out)])
     rows = read_log(out)
     assert len(rows) == 30 and all(math.isfinite(float(r["loss_G"])) for r in rows)
+    # resuming needs no --data-root: the run's own comes from the checkpoint
+    dcgan.main(["--resume", str(out / "checkpoint.pt"), "--max-steps", "35"])
+    assert len(read_log(out)) == 35
 
 
 # ----------------------------------------------------------------------------- cgan.py

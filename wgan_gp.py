@@ -135,15 +135,15 @@ def parse_args(argv=None):
     checkpoint = None
     if args.resume:
         checkpoint = read_checkpoint(args.resume)
-        # A resumed run keeps the settings it was trained with; only these may change.
-        free = {"epochs", "max_steps", "device", "workers", "data_root", "out", "resume"}
+        # A resumed run keeps the settings it was trained with; where the data are and what runs it may change.
         for name, value in checkpoint["args"].items():
-            if name in free:
+            if name in ("epochs", "max_steps", "out", "resume"):  # decided below, for this session
                 continue
-            if getattr(args, name) not in (value, p.get_default(name)):
+            if getattr(args, name) == p.get_default(name):  # not given: the run's own
+                setattr(args, name, value)
+            elif getattr(args, name) != value and name not in ("data_root", "device", "workers"):
                 fail(f"--{name.replace('_', '-')} {getattr(args, name)} differs from the checkpoint's {value}; "
                      f"a resumed run keeps its settings (start a new run to change them)")
-            setattr(args, name, value)
         if args.out is not None:
             fail("--out cannot be used with --resume: a resumed run continues in its checkpoint's folder")
         if args.epochs is None:  # go on to the number of epochs the run was started with
