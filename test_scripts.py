@@ -124,7 +124,8 @@ def test_dcgan_d_steps_and_resume(tmp_path, capsys):
     assert [int(r["step"]) for r in read_log(out)] == list(range(1, 65))
     assert os.path.exists(os.path.join(out, "samples_epoch_002.png"))
     # the resumed run kept its settings; changing one, or asking for what is done, is refused
-    assert "--ngf 16 differs" in exits_with_error(dcgan.main, ["--resume", checkpoint_path, "--epochs", "3", "--ngf", "16"], capsys)
+    assert "--ngf cannot be given with --resume" in exits_with_error(dcgan.main, ["--resume", checkpoint_path, "--epochs", "3", "--ngf", "16"], capsys)
+    assert "--out cannot be given with --resume" in exits_with_error(dcgan.main, ["--resume", checkpoint_path, "--out", out], capsys)
     assert "already trained 2 epochs" in exits_with_error(dcgan.main, ["--resume", checkpoint_path], capsys)
     assert "already made 64 steps" in exits_with_error(dcgan.main, ["--resume", checkpoint_path, "--epochs", "3", "--max-steps", "64"], capsys)
 
@@ -137,7 +138,6 @@ def test_dcgan_d_steps_and_resume(tmp_path, capsys):
     (["--batch-size", "1"], "--batch-size must be >= 2"),
     (["--image-size", "48"], "invalid choice"),
     (["--dataset", "folder", "--data-root", "/no/such/folder"], "is not a folder"),
-    (["--resume", "/no/such/checkpoint.pt"], "no such file"),
 ])
 def test_dcgan_bad_input_exits_2(flags, message, tmp_path, capsys):
     out = tmp_path / "run"
@@ -147,12 +147,15 @@ def test_dcgan_bad_input_exits_2(flags, message, tmp_path, capsys):
 
 
 def test_dcgan_bad_checkpoints_and_existing_run(tmp_path, capsys):
+    assert "no such file" in exits_with_error(dcgan.main, ["--resume", str(tmp_path / "missing.pt")], capsys)
     not_a_checkpoint = tmp_path / "notes.pt"
     not_a_checkpoint.write_text("hello")
     assert "cannot be read as a checkpoint" in exits_with_error(dcgan.main, ["--resume", str(not_a_checkpoint)], capsys)
     other = tmp_path / "other.pt"
     torch.save({"script": "cgan", "args": {}}, other)
     assert "by cgan.py" in exits_with_error(dcgan.main, ["--resume", str(other)], capsys)
+    torch.save({"script": "dcgan", "args": {}, "step": 3}, other)  # no weights: a broken or foreign file
+    assert "lacks nc, n_images, epoch, G, D" in exits_with_error(dcgan.main, ["--resume", str(other)], capsys)
     run = tmp_path / "run"
     run.mkdir()
     (run / "log.csv").write_text("keep me")
