@@ -10,10 +10,12 @@ import signal
 import subprocess
 import sys
 import time
+import types
 import urllib.error
 
 import pytest
 import torch
+import torchvision
 from PIL import Image
 
 import cgan
@@ -51,17 +53,23 @@ def test_dcgan_one_batch_writes_every_output(tmp_path, capsys):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
     rows = read_log(out)
     assert len(rows) == 1
-    assert all(math.isfinite(float(rows[0][k])) for k in ("loss_D", "loss_G", "D_x", "D_G_z"))
-    assert 0 <= float(rows[0]["D_x"]) <= 1 and 0 <= float(rows[0]["D_G_z"]) <= 1
+    loss_D, D_x, D_G_z = (float(rows[0][k]) for k in ("loss_D", "D_x", "D_G_z"))
+    assert math.isfinite(float(rows[0]["loss_G"]))
+    # D(x), D(G(z)) are mean probabilities, and agree with loss_D: by Jensen, mean(-log d) >= -log(mean d)
+    assert 0 < D_x < 1 and 0 < D_G_z < 1 and loss_D >= -math.log(D_x) - math.log(1 - D_G_z) - 1e-4
 
     checkpoint = torch.load(os.path.join(out, "checkpoint.pt"), weights_only=True)
     assert checkpoint["script"] == "dcgan" and checkpoint["nc"] == 3
     a = checkpoint["args"]
     G = dcgan.Generator(a["nz"], a["ngf"], checkpoint["nc"], a["image_size"])
     G.load_state_dict(checkpoint["G"])
-    images = G.eval()(torch.randn(5, a["nz"], 1, 1))
-    assert images.shape == (5, 3, 32, 32)
-    assert images.min() >= -1 and images.max() <= 1
+    assert G.eval()(torch.randn(5, a["nz"], 1, 1)).shape == (5, 3, 32, 32)
+    # the grid is G(fixed_noise) in eval mode, mapped from [-1, 1] to [0, 255]
+    with torch.no_grad():
+        expected = torchvision.utils.make_grid(G(checkpoint["fixed_noise"]), nrow=8, normalize=True, value_range=(-1, 1))
+    with Image.open(os.path.join(out, "samples_epoch_001.png")) as grid:
+        pixels = torchvision.transforms.functional.pil_to_tensor(grid).float()
+    assert (pixels - expected * 255).abs().max() <= 1
 
 
 @pytest.mark.parametrize("image_size", [32, 64])
@@ -205,7 +213,73 @@ def test_dcgan_command_line_error_and_ctrl_c(tmp_path):
     assert run.returncode == 0 and "interrupted" in stdout and "Traceback" not in stderr, stdout[-300:] + stderr
     for name in RUN_FILES:
         assert (out / name).exists(), name
-    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] >= 0
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    # stopped between two whole steps: every count agrees
+    assert checkpoint["step"] == len(checkpoint["history"]) == len(read_log(out)) > 0
+    assert checkpoint["opt_D"]["state"][0]["step"].item() == checkpoint["opt_G"]["state"][0]["step"].item() == checkpoint["step"]
+
+
+def test_dcgan_resume_is_exact(tmp_path):
+    """Stopped at step 3, resumed to 11 (across the epoch boundary at 8), then to the end: the same run, bit for bit."""
+    flags = TINY + ["--batch-size", "64", "--d-steps", "2", "--epochs", "2"]  # 16 batches: 8 steps per epoch
+    dcgan.main(flags + ["--out", str(tmp_path / "whole")])
+    dcgan.main(flags + ["--max-steps", "3", "--out", str(tmp_path / "parts")])
+    dcgan.main(["--resume", str(tmp_path / "parts" / "checkpoint.pt"), "--max-steps", "11"])
+    dcgan.main(["--resume", str(tmp_path / "parts" / "checkpoint.pt")])
+    whole, parts = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True) for run in ("whole", "parts"))
+    assert whole["step"] == parts["step"] == 16 and whole["history"] == parts["history"]
+    for net in ("G", "D"):
+        assert all(torch.equal(whole[net][name], parts[net][name]) for name in whole[net]), net
+
+
+def test_dcgan_ctrl_c_finishes_the_step(tmp_path, capsys, monkeypatch):
+    calls = []
+
+    def loss_then_ctrl_c(out_fake, kind):  # G's loss, called after D's update of the same step
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return generator_loss(out_fake, kind)
+    generator_loss = dcgan.generator_loss
+    monkeypatch.setattr(dcgan, "generator_loss", loss_then_ctrl_c)
+    dcgan.main(TINY + ["--out", str(tmp_path / "run")])
+    assert "interrupted" in capsys.readouterr().out
+    checkpoint = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert checkpoint["step"] == 3 and len(read_log(tmp_path / "run")) == 3
+    assert checkpoint["opt_D"]["state"][0]["step"].item() == checkpoint["opt_G"]["state"][0]["step"].item() == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C works as usual again
+
+
+def test_dcgan_resumes_a_checkpoint_without_random_state(tmp_path, capsys):
+    out = tmp_path / "run"
+    dcgan.main(TINY + ["--max-steps", "2", "--out", str(out)])
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    del checkpoint["rng"]  # as the scripts wrote them before resuming was exact
+    torch.save(checkpoint, out / "checkpoint.pt")
+    dcgan.main(["--resume", str(out / "checkpoint.pt"), "--max-steps", "4"])
+    assert "no random state" in capsys.readouterr().out and len(read_log(out)) == 4
+
+
+def test_dcgan_notebook_shows_each_epoch_in_place(tmp_path, monkeypatch):
+    shown = []  # one entry per display() call: the pictures it was given, first and after each update
+
+    class Handle:
+        def __init__(self, picture):
+            self.pictures = [picture]
+            shown.append(self.pictures)
+
+        def update(self, picture):
+            self.pictures.append(picture)
+    ipython = types.ModuleType("IPython")
+    ipython.display = types.SimpleNamespace(Image=lambda filename: filename,
+                                            display=lambda picture, display_id: Handle(picture))
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    monkeypatch.setitem(sys.modules, "IPython.display", ipython.display)
+    monkeypatch.setattr(dcgan, "IN_NOTEBOOK", True)
+    out = tmp_path / "run"
+    dcgan.main(TINY + ["--batch-size", "512", "--epochs", "3", "--out", str(out)])  # 2 steps per epoch
+    assert [[os.path.basename(p) for p in pictures] for pictures in shown] == [
+        ["samples_epoch_001.png", "samples_epoch_002.png", "samples_epoch_003.png"], ["losses.png"] * 3]
 
 
 @pytest.mark.skipif(not os.path.isdir(os.path.join(MNIST_ROOT, "MNIST")), reason="no MNIST in ../shared/data")
