@@ -16,6 +16,10 @@ For a conditional GAN (cgan.py), the condition can move too:
     --labels A B   keep z fixed and blend the one-hot condition from A to B: one style, morphing
                    from one digit into another.
 
+--samples N draws N single images from fresh noise instead, one file each (00000.png, ...): a
+folder that FID tools and your own code can read. For a cGAN, --label K draws class K only; without
+it, the classes take turns.
+
 The checkpoint (written by dcgan.py, cgan.py or wgan_gp.py) names its script and holds that
 script's arguments: the generator is rebuilt by importing the script as a module (importing runs no
 training) and calling its Generator.
@@ -23,6 +27,7 @@ training) and calling its Generator.
     python interpolate.py                             # the newest run in runs/, linear paths
     python interpolate.py runs/dcgan-20261123-101500 --mode slerp --gif
     python interpolate.py runs/cgan-20261123-103000/checkpoint.pt --labels 1 7
+    python interpolate.py runs/cgan-20261123-103000 --samples 1000 --label 3 --out threes
 """
 import argparse
 import glob
@@ -40,91 +45,27 @@ SCRIPTS = ("dcgan", "cgan", "wgan_gp")  # the training scripts whose checkpoints
 IN_NOTEBOOK = "ipykernel" in sys.modules  # Jupyter/Colab: sys.argv holds the kernel's own flags
 
 
-def fail(message):
-    """Bad input: one line that says what is wrong and what to do, exit status 2, no traceback."""
-    print(f"interpolate.py: error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-# ----------------------------------------------------------------------------- arguments
+# ----------------------------------------------------------------------------- flags
 def parse_args(argv=None):
     if argv is None and IN_NOTEBOOK:
         argv = []  # in a notebook, call main(["runs/<run>", "--mode", "slerp"]) to pass arguments
     p = argparse.ArgumentParser(prog="interpolate.py", usage=argparse.SUPPRESS,  # errors stay one line
-                                description="Interpolate in a trained generator's latent space "
+                                description="Interpolate in a trained generator's latent space, or draw samples "
                                             "(see the docstring at the top of interpolate.py).")
-    p.add_argument("checkpoint", nargs="?", default=None,
-                   help="a checkpoint.pt, or the run folder that holds one (default: the newest run in runs/)")
-    p.add_argument("--pairs", type=int, default=8, help="paths drawn, one per row (default: 8)")
-    p.add_argument("--steps", type=int, default=11, help="points on each path, one per column, ends included (default: 11)")
-    p.add_argument("--mode", default="linear", choices=["linear", "slerp"], help="path between z1 and z2 (default: linear)")
-    p.add_argument("--label", type=int, default=None, help="cGAN only: the class drawn while z moves")
-    p.add_argument("--labels", type=int, nargs=2, default=None, metavar=("A", "B"),
-                   help="cGAN only: keep z and morph the class from A to B")
-    p.add_argument("--gif", action="store_true", help="also write an animation that walks the paths forth and back")
-    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed draws the same paths (default: 0)")
-    p.add_argument("--out", default=None,
-                   help="output image (default: interpolation_<mode>.png, or interpolation_<A>_to_<B>.png, "
-                        "in the run folder)")
-    p.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"],
-                   help="auto: cuda if there is a GPU, else mps, else cpu (default: auto)")
-    args = p.parse_args(argv)
-
-    if args.pairs < 1 or args.steps < 2:
-        fail(f"--pairs must be >= 1 and --steps >= 2, got {args.pairs} and {args.steps}")
-    if args.out is not None and os.path.splitext(args.out)[1].lower() not in (".png", ".jpg", ".jpeg"):
-        fail(f"--out {args.out}: give an image file name ending in .png or .jpg")
-    if args.label is not None and args.labels is not None:
-        fail("--label and --labels exclude each other: fix the class, or morph it")
-    if args.checkpoint is None:
-        runs = glob.glob(os.path.join("runs", "*", "checkpoint.pt"))
-        if not runs:
-            fail("no checkpoint given, and none in runs/; give a run folder or its checkpoint.pt")
-        args.checkpoint = max(runs, key=os.path.getmtime)
-    if os.path.isdir(args.checkpoint):
-        args.checkpoint = os.path.join(args.checkpoint, "checkpoint.pt")
-    if not os.path.isfile(args.checkpoint):
-        fail(f"{args.checkpoint}: no such file; give a run folder or the checkpoint.pt inside it")
-    if args.device == "auto":
-        args.device = ("cuda" if torch.cuda.is_available() else
-                       "mps" if torch.backends.mps.is_available() else "cpu")
-    elif args.device == "cuda" and not torch.cuda.is_available():
-        fail("--device cuda: PyTorch sees no CUDA GPU here; use --device auto or cpu")
-    elif args.device == "mps" and not torch.backends.mps.is_available():
-        fail("--device mps: PyTorch sees no Apple GPU here; use --device auto or cpu")
-    return args
-
-
-# ----------------------------------------------------------------------------- the generator
-def load_generator(path, device):
-    """Rebuild the generator of a training run from its checkpoint alone.
-
-    Returns (G in eval mode, the shape of one z, the number of classes: 0 for unconditional GANs).
-    """
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # whatever the reason, the file cannot be read as a checkpoint
-        fail(f"{path} cannot be read as a checkpoint ({type(e).__name__}); give a checkpoint.pt of a training run")
-    script = checkpoint.get("script") if isinstance(checkpoint, dict) else None
-    if script not in SCRIPTS:
-        fail(f"{path} was written by " + (f"{script}.py" if script else "no script of this project")
-             + f"; interpolate.py reads checkpoints of {', '.join(s + '.py' for s in SCRIPTS)}")
-    here = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()  # no __file__ in a notebook
-    if here not in sys.path:
-        sys.path.insert(0, here)
-    notebook = sys.modules["__main__"]  # in a notebook: the training script may have been pasted into a cell
-    if getattr(notebook, "SCRIPT", None) == script:
-        module = notebook
-    else:
-        try:
-            module = importlib.import_module(script)  # defines the networks, trains nothing
-        except ImportError as e:
-            fail(f"cannot import {script}.py ({e}); run interpolate.py from the folder that holds {script}.py")
-    a, n_classes = checkpoint["args"], checkpoint.get("n_classes", 0)
-    G = module.Generator(a["nz"], a["ngf"], checkpoint["nc"], a["image_size"], *([n_classes] if n_classes else []))
-    G.load_state_dict(checkpoint["G"])
-    # eval: batch norm uses its running statistics, so an image does not depend on the others in its batch
-    return G.to(device).eval(), tuple(checkpoint["fixed_noise"].shape[1:]), n_classes
+    add = p.add_argument
+    add("checkpoint", nargs="?", default=None, help="a checkpoint.pt, or its run folder (default: the newest in runs/)")
+    add("--pairs", type=int, default=8, help="paths drawn, one per row (default: 8)")
+    add("--steps", type=int, default=11, help="points on each path, one per column, ends included (default: 11)")
+    add("--mode", default="linear", choices=["linear", "slerp"], help="path between z1 and z2 (default: linear)")
+    add("--label", type=int, default=None, help="cGAN only: the class drawn (while z moves, or in every sample)")
+    add("--labels", type=int, nargs=2, default=None, metavar=("A", "B"), help="cGAN only: keep z, morph the class from A to B")
+    add("--gif", action="store_true", help="also write an animation that walks the paths forth and back")
+    add("--samples", type=int, default=None, metavar="N", help="instead: N single images from fresh noise, into --out")
+    add("--seed", type=int, default=0, help="random seed: the same seed draws the same paths (default: 0)")
+    add("--out", default=None, help="output image (default: interpolation_<mode>.png, or interpolation_<A>_to_<B>.png, "
+        "in the run folder); with --samples, a new folder (default: samples/ in the run folder)")
+    add("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"], help="auto: cuda, else mps, else cpu")
+    return check_args(p.parse_args(argv))
 
 
 # ----------------------------------------------------------------------------- paths in latent space
@@ -164,18 +105,36 @@ def interpolate(G, z1, z2, steps, mode, y1=None, y2=None):
     return images.view(len(z1), steps, *images.shape[1:])
 
 
+@torch.no_grad()
+def write_samples(G, z_shape, n_classes, n, label, folder, device, batch_size=500):
+    """n images from fresh noise, one PNG each: 00000.png, 00001.png, ... For a cGAN, class `label`,
+    or with label None the classes in turn (0, 1, 2, ...)."""
+    os.makedirs(folder, exist_ok=True)
+    for start in range(0, n, batch_size):
+        k = torch.arange(start, min(start + batch_size, n), device=device)
+        inputs = [torch.randn(len(k), *z_shape, device=device)]
+        if n_classes:
+            inputs.append(F.one_hot(k % n_classes if label is None else torch.full_like(k, label), n_classes).float())
+        for i, image in zip(k.tolist(), G(*inputs)):
+            save_image(image, os.path.join(folder, f"{i:05d}.png"), normalize=True, value_range=(-1, 1))
+
+
 # ----------------------------------------------------------------------------- main
 def main(argv=None):
     args = parse_args(argv)
     device = torch.device(args.device)
-    G, z_shape, n_classes = load_generator(args.checkpoint, device)
+    G, z_shape, n_classes = load_generator(args.checkpoint, device)  # G in eval mode: see load_generator
     if n_classes == 0 and (args.label is not None or args.labels is not None):
         fail("--label and --labels need a cgan.py checkpoint: this generator takes no class")
     for k in ([args.label] if args.label is not None else []) + (args.labels or []):
         if not 0 <= k < n_classes:
             fail(f"class {k} does not exist: this cGAN knows classes 0 to {n_classes - 1}")
-
     torch.manual_seed(args.seed)
+    if args.samples:
+        write_samples(G, z_shape, n_classes, args.samples, args.label, args.out, device)
+        print(f"Wrote {args.samples} images to {args.out}")
+        return
+
     z1 = torch.randn(args.pairs, *z_shape, device=device)
     z2 = torch.randn(args.pairs, *z_shape, device=device)
     y1 = y2 = None
@@ -189,22 +148,99 @@ def main(argv=None):
         y1 = y2 = F.one_hot(rows, n_classes).float()
     images = interpolate(G, z1, z2, args.steps, args.mode, y1, y2)
 
-    name = f"interpolation_{args.labels[0]}_to_{args.labels[1]}" if args.labels else f"interpolation_{args.mode}"
-    out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), name + ".png")
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    save_image(images.flatten(0, 1), out, nrow=args.steps, normalize=True, value_range=(-1, 1))
-    written = [out]
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    save_image(images.flatten(0, 1), args.out, nrow=args.steps, normalize=True, value_range=(-1, 1))
+    written = [args.out]
     if args.gif:  # one frame per step: the P images at that point of their paths, forth then back
         frames = [make_grid(images[:, s], nrow=math.ceil(math.sqrt(args.pairs)), normalize=True, value_range=(-1, 1))
                   for s in list(range(args.steps)) + list(range(args.steps - 2, 0, -1))]
         frames = [Image.fromarray(f.mul(255).round().byte().permute(1, 2, 0).cpu().numpy()) for f in frames]
-        gif = os.path.splitext(out)[0] + ".gif"
+        gif = os.path.splitext(args.out)[0] + ".gif"
         frames[0].save(gif, save_all=True, append_images=frames[1:], duration=120, loop=0)
         written.append(gif)
     if IN_NOTEBOOK:
         from IPython.display import Image as Picture, display
-        display(Picture(filename=out))
+        display(Picture(filename=args.out))
     print("Wrote " + " and ".join(written))
+
+
+# ============================================================================= bookkeeping
+# A first read can stop here: checking the arguments, and rebuilding the generator from a checkpoint.
+
+def fail(message):
+    """Bad input: one line that says what is wrong and what to do, exit status 2, no traceback."""
+    print(f"interpolate.py: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def check_args(args):
+    if args.pairs < 1 or args.steps < 2:
+        fail(f"--pairs must be >= 1 and --steps >= 2, got {args.pairs} and {args.steps}")
+    if args.label is not None and args.labels is not None:
+        fail("--label and --labels exclude each other: fix the class, or morph it")
+    if args.samples is not None and (args.samples < 1 or args.labels is not None or args.gif):
+        fail(f"--samples must be >= 1 and goes without --labels and --gif, got --samples {args.samples}")
+    if args.samples is None and args.out is not None and os.path.splitext(args.out)[1].lower() not in (".png", ".jpg", ".jpeg"):
+        fail(f"--out {args.out}: give an image file name ending in .png or .jpg")
+    if args.checkpoint is None:
+        runs = glob.glob(os.path.join("runs", "*", "checkpoint.pt"))
+        if not runs:
+            fail("no checkpoint given, and none in runs/; give a run folder or its checkpoint.pt")
+        args.checkpoint = max(runs, key=os.path.getmtime)
+    if os.path.isdir(args.checkpoint):
+        args.checkpoint = os.path.join(args.checkpoint, "checkpoint.pt")
+    if not os.path.isfile(args.checkpoint):
+        fail(f"{args.checkpoint}: no such file; give a run folder or the checkpoint.pt inside it")
+    run_folder = os.path.dirname(os.path.abspath(args.checkpoint))
+    if args.samples:
+        args.out = args.out or os.path.join(run_folder, "samples")
+        if os.path.exists(args.out) and not (os.path.isdir(args.out) and not os.listdir(args.out)):
+            fail(f"--out {args.out} already exists and is not empty; choose a new folder for the samples")
+    elif args.out is None:
+        name = f"interpolation_{args.labels[0]}_to_{args.labels[1]}" if args.labels else f"interpolation_{args.mode}"
+        args.out = os.path.join(run_folder, name + ".png")
+    if args.device == "auto":
+        args.device = ("cuda" if torch.cuda.is_available() else
+                       "mps" if torch.backends.mps.is_available() else "cpu")
+    elif args.device == "cuda" and not torch.cuda.is_available():
+        fail("--device cuda: PyTorch sees no CUDA GPU here; use --device auto or cpu")
+    elif args.device == "mps" and not torch.backends.mps.is_available():
+        fail("--device mps: PyTorch sees no Apple GPU here; use --device auto or cpu")
+    return args
+
+
+def load_generator(path, device):
+    """Rebuild the generator of a training run from its checkpoint alone.
+
+    Returns (G in eval mode, the shape of one z, the number of classes: 0 for unconditional GANs).
+    """
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # whatever the reason, the file cannot be read as a checkpoint
+        fail(f"{path} cannot be read as a checkpoint ({type(e).__name__}); give a checkpoint.pt of a training run")
+    script = checkpoint.get("script") if isinstance(checkpoint, dict) else None
+    if script not in SCRIPTS:
+        fail(f"{path} was written by " + (f"{script}.py" if script else "no script of this project")
+             + f"; interpolate.py reads checkpoints of {', '.join(s + '.py' for s in SCRIPTS)}")
+    missing = [key for key in ("args", "nc", "G", "fixed_noise") if key not in checkpoint]
+    if missing:
+        fail(f"{path} lacks {', '.join(missing)}: it is not a whole checkpoint of {script}.py")
+    here = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()  # no __file__ in a notebook
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    notebook = sys.modules["__main__"]  # in a notebook: the training script may have been pasted into a cell
+    if getattr(notebook, "SCRIPT", None) == script:
+        module = notebook
+    else:
+        try:
+            module = importlib.import_module(script)  # defines the networks, trains nothing
+        except ImportError as e:
+            fail(f"cannot import {script}.py ({e}); run interpolate.py from the folder that holds {script}.py")
+    a, n_classes = checkpoint["args"], checkpoint.get("n_classes", 0)
+    G = module.Generator(a["nz"], a["ngf"], checkpoint["nc"], a["image_size"], *([n_classes] if n_classes else []))
+    G.load_state_dict(checkpoint["G"])
+    # eval: batch norm uses its running statistics, so an image does not depend on the others in its batch
+    return G.to(device).eval(), tuple(checkpoint["fixed_noise"].shape[1:]), n_classes
 
 
 if __name__ == "__main__":

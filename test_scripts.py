@@ -442,6 +442,30 @@ def test_interpolate_bad_input_exits_2(tmp_path, capsys):
     assert "ending in .png" in exits_with_error(interpolate.main, [str(tmp_path / "vae.pt"), "--out", "grid.txt"], capsys)
 
 
+def test_interpolate_samples_one_file_each(runs, tmp_path, capsys):
+    out = tmp_path / "samples"
+    interpolate.main([runs["dcgan"], "--samples", "7", "--out", str(out)])
+    assert sorted(os.listdir(out)) == [f"{i:05d}.png" for i in range(7)]
+    with Image.open(out / "00006.png") as image:
+        assert image.size == (32, 32)
+    # a folder that is not empty is refused, and kept as it was
+    assert "not empty" in exits_with_error(interpolate.main, [runs["dcgan"], "--samples", "3", "--out", str(out)], capsys)
+    assert len(os.listdir(out)) == 7
+    assert "--samples must be >= 1" in exits_with_error(interpolate.main, [runs["cgan"], "--samples", "3", "--labels", "1", "2"], capsys)
+
+
+@pytest.mark.parametrize("label, classes", [(None, [0, 1, 2, 0, 1, 2, 0]), (2, [2] * 7)])
+def test_interpolate_samples_classes(label, classes, tmp_path):
+    def G(z, y):  # a stand-in generator that paints each image with the grey level of its class
+        return (y.argmax(1).float() / 2 * 2 - 1).view(-1, 1, 1, 1).expand(-1, 1, 4, 4)
+    interpolate.write_samples(G, (5, 1, 1), 3, 7, label, str(tmp_path), torch.device("cpu"), batch_size=3)
+    drawn = []
+    for i in range(7):
+        with Image.open(tmp_path / f"{i:05d}.png") as image:
+            drawn.append(round(image.convert("L").getpixel((0, 0)) / 255 * 2))
+    assert drawn == classes
+
+
 # ----------------------------------------------------------------------------- wgan_gp.py
 @pytest.mark.parametrize("size", ["32", "128"])
 def test_wgan_gp_one_step_writes_every_output(size, tmp_path, capsys):
