@@ -6,6 +6,7 @@ models and a one-batch limit. The real-MNIST test reads ../shared/data and is sk
 import csv
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -464,6 +465,17 @@ def test_interpolate_samples_classes(label, classes, tmp_path):
         with Image.open(tmp_path / f"{i:05d}.png") as image:
             drawn.append(round(image.convert("L").getpixel((0, 0)) / 255 * 2))
     assert drawn == classes
+
+
+def test_readme_snippet_uses_a_trained_generator(runs, tmp_path, monkeypatch):
+    with open(os.path.join(HERE, "README.md")) as f:
+        blocks = re.findall(r"```python\n(.*?)```", f.read(), re.S)
+    snippet, = [b for b in blocks if 'G.load_state_dict(checkpoint["G"])' in b]
+    path, = re.findall(r'"(runs/[^"]*checkpoint.pt)"', snippet)
+    monkeypatch.chdir(tmp_path)
+    exec(snippet.replace(path, os.path.join(runs["dcgan"], "checkpoint.pt")), {})
+    with Image.open(tmp_path / "sixteen.png") as grid:
+        assert grid.size == (4 * 34 + 2, 4 * 34 + 2)
 
 
 # ----------------------------------------------------------------------------- wgan_gp.py
