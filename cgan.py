@@ -7,7 +7,6 @@ game of the GAN becomes, with every term conditioned on y:
     min_G max_D V(D, G) = E_{x,y}[log D(x, y)] + E_{z,y}[log(1 - D(G(z, y), y))]
 
 Losses, binary cross-entropy on D's logits as in dcgan.py:
-
     L_D = -E[log D(x, y)] - E[log(1 - D(G(z, y), y))]
     L_G = -E[log D(G(z, y), y)]        (non-saturating; --loss saturating: E[log(1 - D(G(z, y), y))])
 
@@ -20,12 +19,15 @@ With --d-label off, D sees the image alone and nothing makes G honour y.
 Since G must now also use y, z is free to carry what y does not say: the style (slant, stroke
 width). The sample grid shows it: one row per class, one column per z shared by the whole column.
 
-Networks and training recipe: DCGAN (Radford, Metz & Chintala 2015), as in dcgan.py.
-Departures from the paper, all of them the course practical's defaults: 32x32 images (MNIST's
-28x28, resized) and so one block fewer than the paper's 64x64 networks; narrower networks (ngf = 32,
-where the paper's generator, 1024 channels at 4x4, has 128 before its last layer); and a learning
-rate of 5e-4 for G, where the paper uses 2e-4 for both. --image-size 64 --ngf 128 --lr-g 2e-4
-gives the paper's generator and learning rates.
+What to watch: D(x,y) and D(G(z,y),y) in the progress line are D's mean probability of "real" for
+the real batch and for the fakes, before D's update. At the equilibrium both are 0.5; in a healthy
+run D stays a little ahead (about 0.7 and 0.3). D(x,y) near 1 with D(G(z,y),y) near 0: D has won and
+G learns nothing. The losses tell the balance of the game, not the quality: look at the grids.
+
+Recipe: DCGAN (Radford, Metz & Chintala 2015), as in dcgan.py. Departures, all of them the course
+practical's defaults: 32x32 images (MNIST's 28x28, resized), so one block fewer than the paper's
+64x64 networks; narrower networks (ngf = 32, where the paper's G has 128 channels before its last
+layer); lr 5e-4 for G where the paper has 2e-4. (--image-size 64 --ngf 128 --lr-g 2e-4: the paper's.)
 
     python cgan.py                                    # MNIST at 32x32, 5 epochs
     python cgan.py --d-label off --data-root ../shared/data
@@ -34,7 +36,9 @@ import argparse
 import csv
 import glob
 import math
+import multiprocessing
 import os
+import signal
 import sys
 import time
 from datetime import datetime
@@ -53,197 +57,92 @@ DATASETS = {"mnist": 1, "fashion-mnist": 1, "cifar10": 3, "folder": 3, "fake": 3
 GRID_COLUMNS = 10  # noise vectors in the sample grid, one per column
 LOG_EVERY = 50  # generator steps between progress lines (and between host-device syncs)
 IN_NOTEBOOK = "ipykernel" in sys.modules  # Jupyter/Colab: sys.argv holds the kernel's own flags
+RESUME_MAY_CHANGE = ["--epochs", "--max-steps", "--data-root", "--device", "--workers"]
 
 
-def fail(message):
-    """Bad input: one line that says what is wrong and what to do, exit status 2, no traceback."""
-    print(f"{SCRIPT}.py: error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-# ----------------------------------------------------------------------------- arguments
+# ----------------------------------------------------------------------------- flags
 def parse_args(argv=None):
-    """The run's settings, checked before anything is trained or written.
-
-    Returns (args, checkpoint); checkpoint is the dict read from --resume, or None.
-    """
-    if argv is None and IN_NOTEBOOK:
-        argv = []  # in a notebook, call main(["--epochs", "1"]) to pass flags
-    p = argparse.ArgumentParser(prog=f"{SCRIPT}.py", usage=argparse.SUPPRESS,  # errors stay one line
+    """The run's settings: (args, checkpoint), the checkpoint being the dict read from --resume, or None."""
+    if argv is None:
+        argv = [] if IN_NOTEBOOK else sys.argv[1:]  # in a notebook, call main(["--epochs", "1"]) to pass flags
+    p = argparse.ArgumentParser(prog=f"{SCRIPT}.py", usage=argparse.SUPPRESS, allow_abbrev=False,  # errors: one line
                                 description="Train a conditional DCGAN (see the docstring at the top of cgan.py).")
-    p.add_argument("--dataset", default="mnist", choices=DATASETS,
-                   help="labelled training images; fake: random images with random labels (default: mnist)")
-    p.add_argument("--data-root", default=os.path.join("~", ".cache", "gan-data"),
-                   help="folder holding the dataset, downloaded there if absent; for --dataset folder, "
-                        "a folder with one subfolder of images per class (default: ~/.cache/gan-data)")
-    p.add_argument("--image-size", type=int, default=32, choices=[32, 64],
-                   help="images are resized to this; 64 adds one block to each network (default: 32)")
-    p.add_argument("--nz", type=int, default=100, help="size of the noise vector z (default: 100)")
-    p.add_argument("--ngf", type=int, default=32, help="generator width: channels before its last layer (default: 32)")
-    p.add_argument("--ndf", type=int, default=32, help="discriminator width: channels of its first layer (default: 32)")
-    p.add_argument("--d-label", default="on", choices=["on", "off"],
-                   help="on: D judges the pair (image, label); off: D sees the image alone (default: on)")
-    p.add_argument("--weight-init", default="custom", choices=["custom", "default"],
-                   help="custom: DCGAN's N(0, 0.02); default: PyTorch's own (default: custom)")
-    p.add_argument("--loss", default="non-saturating", choices=["non-saturating", "saturating"],
-                   help="generator loss: -log D(G(z, y), y), or the minimax log(1 - D(G(z, y), y)) (default: non-saturating)")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="passes over the training set (default: 5; with --resume, the run's own)")
-    p.add_argument("--batch-size", type=int, default=128, help="images per batch (default: 128)")
-    p.add_argument("--lr-d", type=float, default=2e-4, help="discriminator learning rate (default: 2e-4)")
-    p.add_argument("--lr-g", type=float, default=5e-4, help="generator learning rate (default: 5e-4)")
-    p.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (default: 0.5)")
-    p.add_argument("--beta2", type=float, default=0.999, help="Adam beta2 (default: 0.999)")
-    p.add_argument("--d-steps", type=int, default=1,
-                   help="discriminator updates per generator update, each on a new batch (default: 1)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"],
-                   help="auto: cuda if there is a GPU, else mps, else cpu (default: auto)")
-    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
-                   help="image-decoding processes for --dataset folder (default: up to 4)")
-    p.add_argument("--max-steps", type=int, default=None, help="stop once the run has made this many generator updates")
-    p.add_argument("--out", default=None, help="run folder (default: runs/cgan-<date-time>)")
-    p.add_argument("--resume", default=None, metavar="CHECKPOINT",
-                   help="continue the run saved in this checkpoint.pt, up to --epochs, in its folder")
-    args = p.parse_args(argv)
-
-    for name in ("lr_d", "lr_g"):
-        if not (math.isfinite(getattr(args, name)) and getattr(args, name) > 0):
-            fail(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
-    for name in ("nz", "ngf", "ndf", "epochs", "d_steps"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            fail(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.batch_size < 2:
-        fail(f"--batch-size must be >= 2 (batch norm needs two images), got {args.batch_size}")
-    if not (0 <= args.beta1 < 1 and 0 <= args.beta2 < 1):
-        fail(f"--beta1 and --beta2 must lie in [0, 1), got {args.beta1} and {args.beta2}")
-    if args.max_steps is not None and args.max_steps < 1:
-        fail(f"--max-steps must be >= 1, got {args.max_steps}")
-    if args.workers < 0:
-        fail(f"--workers must be >= 0, got {args.workers}")
-    if args.dataset == "folder" and not os.path.isdir(os.path.expanduser(args.data_root)):
-        fail(f"--data-root {args.data_root} is not a folder; give the folder that holds one subfolder per class")
-    if args.device == "auto":
-        args.device = ("cuda" if torch.cuda.is_available() else
-                       "mps" if torch.backends.mps.is_available() else "cpu")
-    elif args.device == "cuda" and not torch.cuda.is_available():
-        fail("--device cuda: PyTorch sees no CUDA GPU here; use --device auto or cpu")
-    elif args.device == "mps" and not torch.backends.mps.is_available():
-        fail("--device mps: PyTorch sees no Apple GPU here; use --device auto or cpu")
-
-    checkpoint = None
-    if args.resume:
-        checkpoint = read_checkpoint(args.resume)
-        # A resumed run keeps the settings it was trained with; where the data are and what runs it may change.
-        for name, value in checkpoint["args"].items():
-            if name in ("epochs", "max_steps", "out", "resume"):  # decided below, for this session
-                continue
-            if getattr(args, name) == p.get_default(name):  # not given: the run's own
-                setattr(args, name, value)
-            elif getattr(args, name) != value and name not in ("data_root", "device", "workers"):
-                fail(f"--{name.replace('_', '-')} {getattr(args, name)} differs from the checkpoint's {value}; "
-                     f"a resumed run keeps its settings (start a new run to change them)")
-        if args.out is not None:
-            fail("--out cannot be used with --resume: a resumed run continues in its checkpoint's folder")
-        if args.epochs is None:  # go on to the number of epochs the run was started with
-            args.epochs = checkpoint["args"]["epochs"]
-        if args.epochs <= checkpoint["epoch"]:
-            fail(f"the checkpoint has already trained {checkpoint['epoch']} epochs; ask for more with --epochs")
-        if args.max_steps is not None and args.max_steps <= checkpoint["step"]:
-            fail(f"the checkpoint has already made {checkpoint['step']} steps; ask for more with --max-steps")
-        args.out = os.path.dirname(os.path.abspath(args.resume))
-    else:
-        args.epochs = args.epochs or 5
-        args.out = args.out or os.path.join("runs", f"{SCRIPT}-{datetime.now():%Y%m%d-%H%M%S}")
-        if os.path.exists(args.out) and not (os.path.isdir(args.out) and not os.listdir(args.out)):
-            fail(f"--out {args.out} already exists and is not empty; choose a new folder "
-                 f"(or continue that run with --resume {os.path.join(args.out, 'checkpoint.pt')})")
-    return args, checkpoint
-
-
-def read_checkpoint(path):
-    if not os.path.isfile(path):
-        fail(f"--resume {path}: no such file; give the checkpoint.pt inside a run folder")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # whatever the reason, the file cannot be read as a checkpoint
-        fail(f"--resume {path} cannot be read as a checkpoint ({type(e).__name__}); give a checkpoint.pt written by {SCRIPT}.py")
-    script = checkpoint.get("script") if isinstance(checkpoint, dict) else None
-    if script != SCRIPT:
-        fail(f"--resume {path} was not written by {SCRIPT}.py" + (f" but by {script}.py; resume it with that script" if script else ""))
-    return checkpoint
+    add = p.add_argument
+    add("--dataset", default="mnist", choices=DATASETS, help="labelled images; fake: random ones (default: mnist)")
+    add("--data-root", default="~/.cache/gan-data", help="where the dataset is, or goes; folder: a subfolder per class")
+    add("--image-size", type=int, default=32, choices=[32, 64], help="64 adds a block to each network (default: 32)")
+    add("--nz", type=int, default=100, help="size of the noise vector z (default: 100)")
+    add("--ngf", type=int, default=32, help="generator width: channels before its last layer (default: 32)")
+    add("--ndf", type=int, default=32, help="discriminator width: channels of its first layer (default: 32)")
+    add("--d-label", default="on", choices=["on", "off"], help="on: D judges (image, label); off: the image alone")
+    add("--weight-init", default="custom", choices=["custom", "default"], help="custom: DCGAN's N(0, 0.02); default: PyTorch's")
+    add("--loss", default="non-saturating", choices=["non-saturating", "saturating"], help="G's loss, see the docstring")
+    add("--epochs", type=int, default=None, help="passes over the training set (default: 5; with --resume, the run's)")
+    add("--batch-size", type=int, default=128, help="images per batch (default: 128)")
+    add("--lr-d", type=float, default=2e-4, help="discriminator learning rate (default: 2e-4)")
+    add("--lr-g", type=float, default=5e-4, help="generator learning rate (default: 5e-4)")
+    add("--beta1", type=float, default=0.5, help="Adam beta1 (default: 0.5)")
+    add("--beta2", type=float, default=0.999, help="Adam beta2 (default: 0.999)")
+    add("--d-steps", type=int, default=1, help="D updates per G update, each on a new batch (default: 1)")
+    add("--seed", type=int, default=0, help="random seed (default: 0)")
+    add("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"], help="auto: cuda, else mps, else cpu")
+    add("--workers", type=int, default=min(8, os.cpu_count() or 1), help="processes decoding a folder's images (up to 8)")
+    add("--max-steps", type=int, default=None, help="stop once the run has made this many generator updates")
+    add("--out", default=None, help="run folder (default: runs/cgan-<date-time>)")
+    add("--resume", default=None, metavar="CHECKPOINT", help="continue the run saved in this checkpoint.pt, with its "
+        f"settings; only {', '.join(RESUME_MAY_CHANGE)} may be given with it")
+    return check_args(p.parse_args(argv), given=[a.split("=")[0] for a in argv if a.startswith("--")])
 
 
 # ----------------------------------------------------------------------------- data
 def load_data(args, device):
-    """The labelled training set: (data, class_names).
-
-    Small datasets come back as a pair of tensors on the device, images in [-1, 1] (channels
-    first) and integer labels: decoded, resized and scaled once, so an epoch only indexes them.
-    A folder comes back as a DataLoader over torchvision's ImageFolder (one subfolder per class),
-    whose workers decode the files in parallel with training.
-    """
-    root = os.path.expanduser(args.data_root)
-    size = args.image_size
+    """The labelled training set: (data, class names). For a folder, data is torchvision's ImageFolder
+    (one subfolder per class); for a small set, a pair of tensors on the device, images in [-1, 1]
+    (channels first) and integer labels, decoded, resized and scaled once, so that an epoch only indexes them."""
     if args.dataset == "folder":
-        transform = T.Compose([T.Resize(size), T.CenterCrop(size), T.ToTensor(),
-                               T.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
-        try:
-            images = torchvision.datasets.ImageFolder(root, transform)  # loads images as RGB
-        except (FileNotFoundError, RuntimeError) as e:  # no class subfolders, or no images in them
-            fail(f"{root} is not a labelled image folder ({e}); put each class's images in a subfolder of its own")
-        if len(images.classes) < 2:
-            fail(f"{root} holds a single class ({images.classes[0]}); a conditional GAN needs two or more subfolders")
-        if len(images) < args.batch_size:
-            fail(f"{root} holds {len(images)} images, fewer than one batch of {args.batch_size}; "
-                 f"add images or lower --batch-size")
-        return torch.utils.data.DataLoader(images, args.batch_size, shuffle=True, drop_last=True,
-                                           num_workers=args.workers, pin_memory=device.type == "cuda",
-                                           persistent_workers=args.workers > 0), images.classes
+        images = image_folder(os.path.expanduser(args.data_root), args)
+        return images, images.classes
     if args.dataset == "fake":  # random images with random labels, for tests: runs anywhere, learns nothing
         generator = torch.Generator().manual_seed(0)
-        x = torch.rand(1024, 3, size, size, generator=generator) * 2 - 1
+        x = torch.rand(1024, 3, args.image_size, args.image_size, generator=generator) * 2 - 1
         y = torch.randint(0, 10, (1024,), generator=generator)
         return (x.to(device), y.to(device)), [str(k) for k in range(10)]
-
-    sets = {"mnist": torchvision.datasets.MNIST, "fashion-mnist": torchvision.datasets.FashionMNIST,
-            "cifar10": torchvision.datasets.CIFAR10}
-    try:
-        dataset = sets[args.dataset](root, train=True, download=True)  # downloads only if absent
-    except (OSError, RuntimeError) as e:  # no internet (URLError is an OSError), or a broken file
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        fail(f"{args.dataset} is not in {root} and could not be downloaded ({reason}); "
-             f"connect to the internet, or point --data-root at a folder that holds it")
+    dataset = download(args)
     x = torch.as_tensor(dataset.data)  # uint8: N x H x W (MNIST) or N x H x W x C (CIFAR-10)
     x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
     x = x.float().div_(127.5).sub_(1)  # [0, 255] -> [-1, 1], the range of G's Tanh (in place: less memory)
-    if x.shape[-1] != size:  # 28 or 32 -> 32 or 64: DCGAN's strides want a power of two
-        x = F.interpolate(x, size=(size, size), mode="bilinear")  # only ever upsampling: no antialias needed
-    y = torch.as_tensor(dataset.targets)
-    return (x.to(device), y.to(device)), dataset.classes
+    if x.shape[-1] != args.image_size:  # 28 or 32 -> 32 or 64: DCGAN's strides want a power of two
+        x = F.interpolate(x, size=(args.image_size, args.image_size), mode="bilinear")  # upsampling: no antialias
+    return (x.to(device), torch.as_tensor(dataset.targets).to(device)), dataset.classes
 
 
-def batches(data, batch_size, device):
-    """One epoch of shuffled (images, labels) batches; the last incomplete batch is dropped."""
+def batches(data, args, epoch, skip, device):
+    """The (images, labels) batches of one epoch but the first `skip`, in an order drawn from the epoch's
+    own seed: a resumed run draws it again and goes on where it stopped. The last incomplete batch is dropped."""
+    generator = torch.Generator().manual_seed(1000 * args.seed + epoch)
+    n_images = len(data[1]) if isinstance(data, tuple) else len(data)
+    order = torch.randperm(n_images, generator=generator)
+    order = order[:n_images // args.batch_size * args.batch_size].view(-1, args.batch_size)[skip:]
     if isinstance(data, tuple):
         x, y = data
-        order = torch.randperm(len(x), device=x.device)
-        for i in range(len(x) // batch_size):
-            idx = order[i * batch_size:(i + 1) * batch_size]
+        for idx in order.to(x.device):
             yield x[idx], y[idx]
-    else:
-        for x, y in data:
-            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    else:  # worker processes decode the files while the networks train
+        pinned = device.type == "cuda"  # page-locked memory: the copy to the GPU can overlap its computation
+        for x, y in torch.utils.data.DataLoader(data, batch_sampler=order.tolist(), num_workers=args.workers,
+                                                pin_memory=pinned, worker_init_fn=ignore_ctrl_c, generator=generator):
+            yield x.to(device, non_blocking=pinned), y.to(device, non_blocking=pinned)  # only from pinned memory
 
 
-# ----------------------------------------------------------------------------- models
+# ----------------------------------------------------------------------------- networks
 class Generator(nn.Module):
-    """(z, y) -> image (nc x S x S) in [-1, 1]; z: nz x 1 x 1, y: one-hot class vectors (B x n_classes).
+    """(z, y) -> image in [-1, 1]; y: one-hot class vectors (B x n_classes).
+    At the defaults: [z, y] 110x1x1 -> 128x4x4 -> 64x8x8 -> 32x16x16 -> 1x32x32.
 
     dcgan.py's generator with n_classes more input channels. A blend of two one-hot vectors is a
     valid input too: an in-between condition (interpolate.py's label morph uses it).
-    Transposed convolutions double the size: 1 -> 4 -> 8 -> 16 -> 32 (-> 64), halving the channels
-    each time down to ngf, with batch norm and ReLU between them and Tanh at the output.
+    Each transposed convolution doubles the size and halves the channels down to ngf, with batch
+    norm and ReLU between them and Tanh at the output; --image-size 64 adds one block (256x4x4 first).
     """
 
     def __init__(self, nz=100, ngf=32, nc=1, image_size=32, n_classes=10):
@@ -263,14 +162,14 @@ class Generator(nn.Module):
 
 class Discriminator(nn.Module):
     """(image, y) -> one logit per image; D(x, y) = sigmoid(logit) is P(x is a real image of class y).
+    At the defaults: (1 + 10)x32x32 -> 32x16x16 -> 64x8x8 -> 128x4x4 -> 1.
 
     y enters as n_classes constant feature maps stacked on the image (n_classes = 0: D sees the
     image alone, --d-label off). Stacking y on the input lets the very first filters compare each
     stroke with the class asked for; it costs little at 32x32, and reads plainly.
-    The generator in reverse: stride-2 convolutions halve the size, 32 -> 16 -> 8 -> 4 (64 adds a
-    block), doubling the channels from ndf; LeakyReLU(0.2), batch norm on all but the first layer
-    (the paper: not on D's input), and a 4x4 convolution to a single logit. No sigmoid here: the
-    loss takes logits, where log(sigmoid) is computed without overflow.
+    The generator in reverse: stride-2 convolutions halve the size and double the channels from ndf,
+    with LeakyReLU(0.2) and batch norm on all but the first layer (the paper: not on D's input), then
+    a 4x4 convolution to a single logit. No sigmoid here: the loss takes logits (see the losses).
     """
 
     def __init__(self, ndf=32, nc=1, image_size=32, n_classes=10):
@@ -321,17 +220,16 @@ def generator_loss(out_fake, kind):
 def main(argv=None):
     args, checkpoint = parse_args(argv)
     device = torch.device(args.device)
-    torch.manual_seed(args.seed + (checkpoint["step"] if checkpoint else 0))  # a resumed run draws new noise
+    torch.manual_seed(args.seed)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
     data, classes = load_data(args, device)
     nc, n_classes = DATASETS[args.dataset], len(classes)
-    n_images = len(data[0]) if isinstance(data, tuple) else len(data.dataset)
-    n_batches = n_images // args.batch_size if isinstance(data, tuple) else len(data)
-    steps_per_epoch = n_batches // args.d_steps  # generator updates per pass over the data
+    n_images = len(data[1]) if isinstance(data, tuple) else len(data)
+    steps_per_epoch = n_images // args.batch_size // args.d_steps  # generator updates per pass over the data
     if steps_per_epoch == 0:
-        fail(f"the data make {n_batches} batches of {args.batch_size}, fewer than --d-steps {args.d_steps}; "
-             f"lower --batch-size or --d-steps")
+        fail(f"the data make {n_images // args.batch_size} batches of {args.batch_size}, fewer than --d-steps "
+             f"{args.d_steps}; lower --batch-size or --d-steps")
 
     G = Generator(args.nz, args.ngf, nc, args.image_size, n_classes).to(device)
     D = Discriminator(args.ndf, nc, args.image_size, n_classes if args.d_label == "on" else 0).to(device)
@@ -341,121 +239,275 @@ def main(argv=None):
     opt_G = torch.optim.Adam(G.parameters(), lr=args.lr_g, betas=(args.beta1, args.beta2))
     opt_D = torch.optim.Adam(D.parameters(), lr=args.lr_d, betas=(args.beta1, args.beta2))
     fixed_noise = torch.randn(GRID_COLUMNS, args.nz, 1, 1, device=device)  # the same z for every saved grid
-    step, history = 0, []  # generator updates so far; one row of statistics for each, see LOG_COLUMNS
-    if checkpoint:
-        if checkpoint["n_images"] != n_images:
-            fail(f"the checkpoint was trained on {checkpoint['n_images']:,} images, --data-root now holds {n_images:,}; "
-                 f"resume with the same data")
-        G.load_state_dict(checkpoint["G"])
-        D.load_state_dict(checkpoint["D"])
-        opt_G.load_state_dict(checkpoint["opt_G"])
-        opt_D.load_state_dict(checkpoint["opt_D"])
-        fixed_noise = checkpoint["fixed_noise"].to(device)
-        step, history = checkpoint["step"], checkpoint["history"]
-    os.makedirs(args.out, exist_ok=True)
-    print(f"{SCRIPT}: {n_images:,} "
-          f"{args.dataset} images of {nc}x{args.image_size}x{args.image_size} in {n_classes} classes on {device}, "
-          f"G {sum(p.numel() for p in G.parameters()):,} and D {sum(p.numel() for p in D.parameters()):,} "
-          f"parameters, {steps_per_epoch} steps per epoch, writing to {args.out}", flush=True)
 
-    def save_run(epoch):
-        """Everything a run leaves: this epoch's sample grid, the checkpoint, the log and plots."""
-        save_samples(G, fixed_noise, n_classes, os.path.join(args.out, f"samples_epoch_{epoch + 1:03d}.png"))
-        save_checkpoint(os.path.join(args.out, "checkpoint.pt"), {
-            "script": SCRIPT, "args": vars(args), "nc": nc, "n_images": n_images, "n_classes": n_classes, "classes": classes,
-            "step": step, "epoch": step // steps_per_epoch,
-            "G": G.state_dict(), "D": D.state_dict(), "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
-            "fixed_noise": fixed_noise.cpu(), "history": history})
-        save_log_and_plots(history, args.out, steps_per_epoch)
-
-    pending = []  # ((epoch, step), statistics still on the device): fetched every LOG_EVERY steps
-    total_steps = min(args.epochs * steps_per_epoch, args.max_steps or float("inf"))
-    t_start = t_last = time.perf_counter()
-    step_start = step_last = step
-    epoch = step // steps_per_epoch
-    try:
+    # The run's folder, log and checkpoint (see the bookkeeping below). A resumed run gets back its
+    # weights, optimiser states, fixed_noise, random state and step: it goes on exactly where it stopped.
+    run = Run(args, checkpoint, n_images, classes, steps_per_epoch, G, D, opt_G, opt_D, fixed_noise)
+    step = run.step  # generator updates so far
+    with run:  # from here on, Ctrl-C finishes the step under way, then the run saves and stops
         for epoch in range(step // steps_per_epoch, args.epochs):
-            data_iter = batches(data, args.batch_size, device)
-            t_epoch = time.perf_counter()
-            first = step - epoch * steps_per_epoch  # 0, but where a resumed run had stopped mid-epoch
-            for i in range(first, steps_per_epoch):
+            real_batches = batches(data, args, epoch, (step % steps_per_epoch) * args.d_steps, device)
+            for _ in range(step % steps_per_epoch, steps_per_epoch):
                 # (1) Update D: k steps (--d-steps) of minimising L_D, each on a new real batch
-                for _ in range(args.d_steps):
-                    real, labels = next(data_iter)
-                    y = F.one_hot(labels, n_classes).float()
-                    # the fakes are asked for the real batch's labels: they follow the data's class frequencies
-                    fake = G(torch.randn(args.batch_size, args.nz, 1, 1, device=device), y)
+                for k in range(args.d_steps):
+                    real, labels = next(real_batches)
+                    y = F.one_hot(labels, n_classes).float()  # B x n_classes; G and D are given the same y
+                    # The fakes are asked for the real batch's labels: they follow the data's class frequencies.
+                    # Only the last fakes are scored again in G's step, which needs their graph through G
+                    with torch.set_grad_enabled(k == args.d_steps - 1):
+                        fake = G(torch.randn(args.batch_size, args.nz, 1, 1, device=device), y)
                     out_real = D(real, y)
-                    out_fake = D(fake.detach(), y)  # detach: this step must not change G
+                    out_fake = D(fake.detach(), y)  # detach: L_D's gradient stops at D, and fake's graph stays for G
                     loss_D = discriminator_loss(out_real, out_fake)
                     opt_D.zero_grad(set_to_none=True)
                     loss_D.backward()
                     opt_D.step()
 
-                # (2) Update G once, on the last fake batch, as judged by the updated D
+                # (2) Update G once, on the last fakes of (1) and their y, as judged by the updated D. The
+                # gradient flows back through D into G; D's own weight gradients are not needed: skip them.
+                D.requires_grad_(False)
                 loss_G = generator_loss(D(fake, y), args.loss)
                 opt_G.zero_grad(set_to_none=True)
                 loss_G.backward()
                 opt_G.step()
+                D.requires_grad_(True)
 
                 step += 1
-                pending.append(((epoch + 1, step), torch.stack(
-                    [loss_D, loss_G, torch.sigmoid(out_real).mean(), torch.sigmoid(out_fake).mean()]).detach()))
-                if step % LOG_EVERY == 0 or i == steps_per_epoch - 1 or step >= total_steps:
-                    stats = fetch(pending, history)
-                    if not torch.isfinite(stats).all():
-                        stop_diverged(args.out, history, steps_per_epoch)
-                    now = time.perf_counter()
-                    rate = (step - step_last) * args.d_steps * args.batch_size / (now - t_last)
-                    left = (now - t_start) / (step - step_start) * (total_steps - step)
-                    loss_d, loss_g, d_x, d_g_z = stats[-1].tolist()
-                    print(f"[{epoch + 1}/{args.epochs}][{i + 1:4d}/{steps_per_epoch}] Loss_D {loss_d:.3f} "
-                          f"Loss_G {loss_g:.3f} D(x,y) {d_x:.3f} D(G(z,y),y) {d_g_z:.3f} | {rate:,.0f} img/s, "
-                          f"{left // 60:.0f}m{left % 60:02.0f}s left", flush=True)
-                    t_last, step_last = now, step
-                if step >= total_steps:
+                run.log(step, loss_D, loss_G, torch.sigmoid(out_real).mean(), torch.sigmoid(out_fake).mean())
+                if run.should_stop(step):  # --max-steps reached, or Ctrl-C
                     break
-            seconds = time.perf_counter() - t_epoch
-            print(f"epoch {epoch + 1}: {i + 1 - first} steps in {seconds:.1f} s, "
-                  f"{(i + 1 - first) * args.d_steps * args.batch_size / seconds:,.0f} img/s", flush=True)
-            save_run(epoch)
-            if step >= total_steps:
+            run.save(epoch, step)  # this epoch's grid (a row per class, drawn with G.eval()), checkpoint, log, plots
+            if run.should_stop(step):
                 break
-    except KeyboardInterrupt:  # Ctrl-C: keep what was learnt so far
-        print(f"\ninterrupted in epoch {epoch + 1}: saving the checkpoint and plots", flush=True)
-        if pending and not torch.isfinite(fetch(pending, history)).all():
-            stop_diverged(args.out, history, steps_per_epoch)
-        save_run(epoch)
-    if IN_NOTEBOOK:  # show the last grid and the curves under the cell
-        from IPython.display import Image as Picture, display
-        for picture in sorted(glob.glob(os.path.join(args.out, "samples_epoch_*.png")))[-1:] + \
-                glob.glob(os.path.join(args.out, "losses.png")):
-            display(Picture(filename=picture))
     print(f"Run folder: {args.out}")
 
 
-# ----------------------------------------------------------------------------- outputs
+# ============================================================================= bookkeeping
+# A first read can stop here. What follows makes the script robust and leaves a record: checking
+# flag values, resuming, checkpoints, the log and its host-device batching, plots, notebook display.
+
+def fail(message):
+    """Bad input: one line that says what is wrong and what to do, exit status 2, no traceback."""
+    print(f"{SCRIPT}.py: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def check_args(args, given):
+    """Check the flag values and apply the resume rule; `given` lists the flags on the command line."""
+    checkpoint = None
+    if args.resume:  # the rule: every setting comes from the checkpoint, but those in RESUME_MAY_CHANGE
+        refused = [flag for flag in given if flag not in RESUME_MAY_CHANGE + ["--resume"]]
+        if refused:
+            fail(f"{refused[0]} cannot be given with --resume: a resumed run keeps the settings it was started "
+                 f"with (only {', '.join(RESUME_MAY_CHANGE)} may change); start a new run to change them")
+        checkpoint = read_checkpoint(args.resume)
+        for name, value in checkpoint["args"].items():
+            if f"--{name.replace('_', '-')}" not in given and name not in ("device", "workers", "max_steps", "resume"):
+                setattr(args, name, value)
+        args.out = os.path.dirname(os.path.abspath(args.resume))
+        if args.epochs <= checkpoint["epoch"]:
+            fail(f"the checkpoint has already trained {checkpoint['epoch']} epochs; ask for more with --epochs")
+        if args.max_steps is not None and args.max_steps <= checkpoint["step"]:
+            fail(f"the checkpoint has already made {checkpoint['step']} steps; ask for more with --max-steps")
+    else:
+        args.epochs = args.epochs or 5
+        args.out = args.out or os.path.join("runs", f"{SCRIPT}-{datetime.now():%Y%m%d-%H%M%S}")
+        if os.path.exists(args.out) and not (os.path.isdir(args.out) and not os.listdir(args.out)):
+            fail(f"--out {args.out} already exists and is not empty; choose a new folder "
+                 f"(or continue that run with --resume {os.path.join(args.out, 'checkpoint.pt')})")
+    for name in ("lr_d", "lr_g"):
+        if not (math.isfinite(getattr(args, name)) and getattr(args, name) > 0):
+            fail(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
+    for name, low in (("nz", 1), ("ngf", 1), ("ndf", 1), ("epochs", 1), ("d_steps", 1), ("max_steps", 1), ("workers", 0)):
+        if getattr(args, name) is not None and getattr(args, name) < low:
+            fail(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
+    if args.batch_size < 2:
+        fail(f"--batch-size must be >= 2 (batch norm needs two images), got {args.batch_size}")
+    if not (0 <= args.beta1 < 1 and 0 <= args.beta2 < 1):
+        fail(f"--beta1 and --beta2 must lie in [0, 1), got {args.beta1} and {args.beta2}")
+    if args.dataset == "folder" and not os.path.isdir(os.path.expanduser(args.data_root)):
+        fail(f"--data-root {args.data_root} is not a folder; give the folder that holds one subfolder per class")
+    if args.dataset == "folder" and args.workers and IN_NOTEBOOK and multiprocessing.get_start_method() != "fork":
+        print(f"{SCRIPT}: --workers 0, since workers started by {multiprocessing.get_start_method()} "
+              f"cannot import what a notebook cell defines")
+        args.workers = 0
+    gpus = {"cuda": ("CUDA", torch.cuda.is_available()), "mps": ("Apple", torch.backends.mps.is_available())}
+    if args.device == "auto":
+        args.device = next((name for name, (_, found) in gpus.items() if found), "cpu")
+    elif args.device in gpus and not gpus[args.device][1]:
+        fail(f"--device {args.device}: PyTorch sees no {gpus[args.device][0]} GPU here; use --device auto or cpu")
+    return args, checkpoint
+
+
+CHECKPOINT_KEYS = ["script", "args", "nc", "n_images", "n_classes", "classes", "step", "epoch", "G", "D", "opt_G",
+                   "opt_D", "fixed_noise", "history"]  # and "rng", the random state, in checkpoints that resume exactly
+
+
+def read_checkpoint(path):
+    if not os.path.isfile(path):
+        fail(f"--resume {path}: no such file; give the checkpoint.pt inside a run folder")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # whatever the reason, the file cannot be read as a checkpoint
+        fail(f"--resume {path} cannot be read as a checkpoint ({type(e).__name__}); give a checkpoint.pt written by {SCRIPT}.py")
+    script = checkpoint.get("script") if isinstance(checkpoint, dict) else None
+    if script != SCRIPT:
+        fail(f"--resume {path} was not written by {SCRIPT}.py" + (f" but by {script}.py; resume it with that script" if script else ""))
+    missing = [key for key in CHECKPOINT_KEYS if key not in checkpoint]
+    if missing:
+        fail(f"--resume {path} lacks {', '.join(missing)}: it is not a whole checkpoint of {SCRIPT}.py; start a new run")
+    return checkpoint
+
+
+def download(args):
+    """MNIST, Fashion-MNIST or CIFAR-10 as torchvision's dataset (.data, .targets, .classes), from --data-root
+    (downloaded there if absent)."""
+    root = os.path.expanduser(args.data_root)
+    sets = {"mnist": torchvision.datasets.MNIST, "fashion-mnist": torchvision.datasets.FashionMNIST,
+            "cifar10": torchvision.datasets.CIFAR10}
+    try:
+        return sets[args.dataset](root, train=True, download=True)
+    except (OSError, RuntimeError) as e:  # no internet (URLError is an OSError), or a broken file
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        fail(f"{args.dataset} is not in {root} and could not be downloaded ({reason}); "
+             f"connect to the internet, or point --data-root at a folder that holds it")
+
+
+def image_folder(root, args):
+    """torchvision's ImageFolder: each subfolder of root is a class (sorted by name), its images RGB in [-1, 1]."""
+    size = args.image_size
+    transform = T.Compose([T.Resize(size), T.CenterCrop(size), T.ToTensor(), T.Normalize([0.5] * 3, [0.5] * 3)])
+    try:
+        images = torchvision.datasets.ImageFolder(root, transform)
+    except (FileNotFoundError, RuntimeError) as e:  # no class subfolders, or no images in them
+        fail(f"{root} is not a labelled image folder ({e}); put each class's images in a subfolder of its own")
+    if len(images.classes) < 2:
+        fail(f"{root} holds a single class ({images.classes[0]}); a conditional GAN needs two or more subfolders")
+    if len(images) < args.batch_size:
+        fail(f"{root} holds {len(images)} images, fewer than one batch of {args.batch_size}; "
+             f"add images or lower --batch-size")
+    return images
+
+
+def ignore_ctrl_c(worker_id):
+    """In DataLoader workers: Ctrl-C is for the training process, which first finishes its step."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 LOG_COLUMNS = ["epoch", "step", "loss_D", "loss_G", "D_x", "D_G_z"]
 
 
-def fetch(pending, history):
-    """Copy the pending statistics to the host in one go and append them to the history.
+class Run:
+    """A run's record: resuming, the progress line and log, Ctrl-C between steps, what it saves."""
 
-    On a GPU each .item() would wait for the GPU to finish; doing it once every LOG_EVERY steps
-    lets the GPU run ahead of Python the rest of the time.
-    """
-    stats = torch.stack([values for _, values in pending]).cpu()
-    history += [list(ids) + row for (ids, _), row in zip(pending, stats.tolist())]
-    pending.clear()
-    return stats
+    def __init__(self, args, checkpoint, n_images, classes, steps_per_epoch, G, D, opt_G, opt_D, fixed_noise):
+        self.args, self.n_images, self.classes, self.steps_per_epoch = args, n_images, classes, steps_per_epoch
+        self.fixed_noise = fixed_noise
+        self.state = {"G": G, "D": D, "opt_G": opt_G, "opt_D": opt_D}  # each has a state_dict
+        self.step, self.history, self.pending, self.pictures, self.interrupted = 0, [], [], {}, False
+        if checkpoint:
+            self.resume(checkpoint)
+        self.total_steps = min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
+        self.timer = self.last_line = self.last_save = (time.perf_counter(), self.step)
+        os.makedirs(args.out, exist_ok=True)
+        print(f"{SCRIPT}: {n_images:,} {args.dataset} images of {DATASETS[args.dataset]}x{args.image_size}x"
+              f"{args.image_size} in {len(classes)} classes on {args.device}, G {sum(p.numel() for p in G.parameters()):,} "
+              f"and D {sum(p.numel() for p in D.parameters()):,} parameters, {steps_per_epoch} steps per epoch, "
+              f"writing to {args.out}", flush=True)
 
+    def resume(self, checkpoint):
+        if checkpoint["n_images"] != self.n_images:
+            fail(f"the checkpoint was trained on {checkpoint['n_images']:,} images, --data-root now holds "
+                 f"{self.n_images:,}; resume with the same data")
+        old, new = checkpoint["classes"], self.classes
+        if old != new:  # label k must keep meaning the same class: no silent remapping
+            k = next(k for k in range(max(len(old), len(new))) if old[k:k + 1] != new[k:k + 1])
+            was, now = (repr(names[k]) if k < len(names) else "absent" for names in (old, new))
+            fail(f"class {k} is {was} in the checkpoint but {now} in --data-root ({len(old)} and {len(new)} classes): "
+                 f"its label would change meaning; resume with the same class folders")
+        for name, thing in self.state.items():
+            thing.load_state_dict(checkpoint[name])
+        self.fixed_noise.copy_(checkpoint["fixed_noise"])
+        self.step, self.history = checkpoint["step"], checkpoint["history"]
+        if "rng" not in checkpoint:  # written before resuming was exact
+            print(f"{SCRIPT}: this checkpoint holds no random state: the resumed run draws new noise")
+            torch.manual_seed(self.args.seed + self.step)
+        for kind, state in checkpoint.get("rng", {}).items():  # the noise goes on as if never stopped
+            if kind == "cpu":
+                torch.set_rng_state(state)
+            elif kind == self.fixed_noise.device.type:  # cuda or mps
+                getattr(torch, kind).set_rng_state(state)
 
-def stop_diverged(out, history, steps_per_epoch):
-    save_log_and_plots(history, out, steps_per_epoch)
-    kept = ("the last good checkpoint is kept" if os.path.exists(os.path.join(out, "checkpoint.pt"))
-            else "no checkpoint had been written yet")
-    sys.exit(f"{SCRIPT}.py: error: the losses became NaN or infinite by step {history[-1][1]}: training diverged "
-             f"({kept} in {out}); try lower learning rates")
+    def __enter__(self):  # Ctrl-C, the first time, only asks the loop to stop after the step under way
+        self.old_handler = signal.signal(signal.SIGINT, self.on_ctrl_c)
+
+    def __exit__(self, *exception):
+        signal.signal(signal.SIGINT, self.old_handler)
+
+    def on_ctrl_c(self, signum, frame):
+        print("\ninterrupted: saving the checkpoint and plots after this step (Ctrl-C again: stop now)", flush=True)
+        self.interrupted = True
+        signal.signal(signal.SIGINT, self.old_handler)
+
+    def should_stop(self, step):
+        return step >= self.total_steps or self.interrupted
+
+    def log(self, step, *stats):
+        """Keep this step's statistics on the device; print a progress line every LOG_EVERY steps.
+
+        On a GPU, reading a number back (.item(), .tolist()) waits for the GPU to finish: doing it
+        once every LOG_EVERY steps, for all of them at once, lets the GPU run ahead of Python.
+        """
+        self.pending.append((step, torch.stack(stats).detach()))
+        if step % LOG_EVERY and step % self.steps_per_epoch and not self.should_stop(step):
+            return
+        self.fetch()
+        (t_start, step_start), (t_last, step_last), now = self.timer, self.last_line, time.perf_counter()
+        rate = (step - step_last) * self.args.d_steps * self.args.batch_size / (now - t_last)
+        left = (now - t_start) / (step - step_start) * (self.total_steps - step)
+        epoch, i = divmod(step - 1, self.steps_per_epoch)
+        loss_d, loss_g, d_x, d_g_z = self.history[-1][2:]
+        print(f"[{epoch + 1}/{self.args.epochs}][{i + 1:4d}/{self.steps_per_epoch}] Loss_D {loss_d:.3f} "
+              f"Loss_G {loss_g:.3f} D(x,y) {d_x:.3f} D(G(z,y),y) {d_g_z:.3f} | {rate:,.0f} img/s, "
+              f"{left // 60:.0f}m{left % 60:02.0f}s left", flush=True)
+        self.last_line = (now, step)
+
+    def fetch(self):
+        """Copy the pending statistics to the host in one go; stop the run if they are not finite."""
+        stats = torch.stack([values for _, values in self.pending]).cpu() if self.pending else torch.zeros(0)
+        self.history += [[(s - 1) // self.steps_per_epoch + 1, s] + row for (s, _), row in zip(self.pending, stats.tolist())]
+        self.pending.clear()
+        if not torch.isfinite(stats).all():
+            save_log_and_plots(self.history, self.args.out, self.steps_per_epoch)
+            kept = "the last good checkpoint is kept" if os.path.exists(os.path.join(self.args.out, "checkpoint.pt")) \
+                else "no checkpoint had been written yet"
+            sys.exit(f"{SCRIPT}.py: error: the losses became NaN or infinite by step {self.history[-1][1]}: "
+                     f"training diverged ({kept} in {self.args.out}); try lower learning rates")
+
+    def save(self, epoch, step):
+        """Everything a run leaves: this epoch's sample grid, the checkpoint, the log and plots."""
+        self.fetch()
+        seconds, steps = time.perf_counter() - self.last_save[0], step - self.last_save[1]
+        print(f"epoch {epoch + 1}: {steps} steps in {seconds:.1f} s, "
+              f"{steps * self.args.d_steps * self.args.batch_size / seconds:,.0f} img/s", flush=True)
+        grid = os.path.join(self.args.out, f"samples_epoch_{epoch + 1:03d}.png")
+        save_samples(self.state["G"], self.fixed_noise, len(self.classes), grid)
+        device = self.fixed_noise.device.type  # the random state of the CPU, and of the GPU if there is one
+        rng = {"cpu": torch.get_rng_state(), **({device: getattr(torch, device).get_rng_state()} if device != "cpu" else {})}
+        save_checkpoint(os.path.join(self.args.out, "checkpoint.pt"), {
+            "script": SCRIPT, "args": vars(self.args), "nc": DATASETS[self.args.dataset], "n_images": self.n_images,
+            "n_classes": len(self.classes), "classes": self.classes, "step": step, "epoch": step // self.steps_per_epoch,
+            "fixed_noise": self.fixed_noise.cpu(), "history": self.history, "rng": rng,
+            **{name: thing.state_dict() for name, thing in self.state.items()}})
+        save_log_and_plots(self.history, self.args.out, self.steps_per_epoch)
+        if IN_NOTEBOOK:  # under the cell: the newest grid and the loss plot, each replaced in place
+            from IPython.display import Image as Picture, display
+            for kind, path in (("grid", grid), ("losses", os.path.join(self.args.out, "losses.png"))):
+                if kind in self.pictures:
+                    self.pictures[kind].update(Picture(filename=path))
+                else:
+                    self.pictures[kind] = display(Picture(filename=path), display_id=True)
+        self.last_save = (time.perf_counter(), step)
 
 
 def grid_inputs(noise, n_classes):
@@ -490,39 +542,29 @@ def smooth(values, weight=0.95):
 def save_log_and_plots(history, out, steps_per_epoch):
     """log.csv (one row per generator update), losses.png, and progress.gif from the saved grids."""
     with open(os.path.join(out, "log.csv"), "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(LOG_COLUMNS)
-        writer.writerows([row[:2] + [f"{v:.5g}" for v in row[2:]] for row in history])
+        csv.writer(f).writerows([LOG_COLUMNS] + [row[:2] + [f"{v:.5g}" for v in row[2:]] for row in history])
     if not history:
         return
     steps = [row[1] for row in history]
     fig = Figure(figsize=(10, 7), layout="constrained")
     ax_loss, ax_prob = fig.subplots(2, 1, sharex=True)
-    for column, color in (("loss_D", "tab:blue"), ("loss_G", "tab:orange")):
+    for ax, column, color, label in ((ax_loss, "loss_D", "tab:blue", "Loss_D"), (ax_loss, "loss_G", "tab:orange", "Loss_G"),
+                                     (ax_prob, "D_x", "tab:green", "D(x, y)"),
+                                     (ax_prob, "D_G_z", "tab:red", "D(G(z, y), y)")):
         values = [row[LOG_COLUMNS.index(column)] for row in history]
-        ax_loss.plot(steps, values, color=color, alpha=0.25, linewidth=0.6)
-        ax_loss.plot(steps, smooth(values), color=color, label=column.replace("loss", "Loss"))
+        ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.6)
+        ax.plot(steps, smooth(values), color=color, label=label)
+        ax.legend(loc="upper right")
+        ax.vlines(range(steps_per_epoch, steps[-1], steps_per_epoch), 0, 1, transform=ax.get_xaxis_transform(),
+                  color="grey", alpha=0.3, linewidth=0.8)  # epoch boundaries
     ax_loss.set_ylabel("loss")
-    ax_loss.legend(loc="upper right")
-    for column, color, label in (("D_x", "tab:green", "D(x, y)"), ("D_G_z", "tab:red", "D(G(z, y), y)")):
-        values = [row[LOG_COLUMNS.index(column)] for row in history]
-        ax_prob.plot(steps, values, color=color, alpha=0.25, linewidth=0.6)
-        ax_prob.plot(steps, smooth(values), color=color, label=label)
     ax_prob.axhline(0.5, color="grey", linestyle=":", linewidth=1)  # D's output at the game's equilibrium
-    ax_prob.set_ylim(0, 1)
-    ax_prob.set_ylabel("D's probability of 'real'")
-    ax_prob.set_xlabel(f"generator step ({steps_per_epoch} per epoch)")
-    ax_prob.legend(loc="upper right")
-    for ax in (ax_loss, ax_prob):
-        for e in range(steps_per_epoch, steps[-1], steps_per_epoch):
-            ax.axvline(e, color="grey", alpha=0.3, linewidth=0.8)  # epoch boundaries
+    ax_prob.set(ylim=(0, 1), ylabel="D's probability of 'real'", xlabel=f"generator step ({steps_per_epoch} per epoch)")
     fig.savefig(os.path.join(out, "losses.png"), dpi=100)
-
     frames = [Image.open(p) for p in sorted(glob.glob(os.path.join(out, "samples_epoch_*.png")))]
-    if frames:
-        durations = [600] * (len(frames) - 1) + [2000]  # hold the last epoch
+    if frames:  # each grid for 0.6 s, the last one for 2 s
         frames[0].save(os.path.join(out, "progress.gif"), save_all=True, append_images=frames[1:],
-                       duration=durations, loop=0)
+                       duration=[600] * (len(frames) - 1) + [2000], loop=0)
 
 
 if __name__ == "__main__":

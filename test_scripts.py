@@ -16,6 +16,7 @@ import urllib.error
 
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision
 from PIL import Image
 
@@ -43,6 +44,20 @@ def exits_with_error(main, argv, capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "error:" in err and "Traceback" not in err
     return err
+
+
+def test_readme_line_links_point_at_what_they_name():
+    """Each [`name` ...](script.py#Lnn) or (script.py#Lnn-Lmm) link: those lines hold every `name` its text cites."""
+    with open(os.path.join(HERE, "README.md")) as f:
+        links = re.findall(r"\[([^\]]*)\]\(([\w.]+\.py)#L(\d+)(?:-L(\d+))?\)", f.read())
+    assert len(links) >= 5
+    for text, script, first, last in links:
+        with open(os.path.join(HERE, script)) as f:
+            lines = "".join(f.readlines()[int(first) - 1:int(last or first)])
+        names = re.findall(r"`([^`]+)`", text)
+        assert names, f"the link [{text}] names nothing in backticks"
+        for name in names:
+            assert name in lines, f"{script}#L{first}{'-L' + last if last else ''} does not hold {name}"
 
 
 # ----------------------------------------------------------------------------- dcgan.py
@@ -371,6 +386,163 @@ def test_cgan_folder_of_classes(tmp_path):
                "--batch-size", "8", "--ngf", "8", "--ndf", "8", "--epochs", "1", "--out", str(out)])
     checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
     assert checkpoint["classes"] == ["blue", "red"] and checkpoint["nc"] == 3 and len(checkpoint["history"]) == 2
+
+
+def class_folders(root, names, images=8):
+    """A labelled image folder: one subfolder per class, each image a flat colour of its own."""
+    for c, name in enumerate(names):
+        (root / name).mkdir(parents=True)
+        for k in range(images):
+            Image.new("RGB", (12, 12), (40 * c, 20 * k, 255 - 40 * c)).save(root / name / f"{k}.png")
+
+
+def test_cgan_g_and_d_get_the_same_labels(tmp_path, monkeypatch):
+    """In a training step, G draws the fakes for y = one_hot(the real batch's labels), and D judges the real
+    batch and those fakes with that same y."""
+    calls, real_batches = [], []
+
+    def spy(net, forward):
+        def recorded(self, x, y):
+            out = forward(self, x, y)
+            calls.append((net, x.detach().clone(), y.detach().clone(), out.detach().clone()))
+            return out
+        return recorded
+
+    def recorded_batches(*args):
+        for real, labels in batches(*args):
+            real_batches.append((real.clone(), labels.clone()))
+            yield real, labels
+    batches = cgan.batches
+    monkeypatch.setattr(cgan, "batches", recorded_batches)
+    monkeypatch.setattr(cgan.Generator, "forward", spy("G", cgan.Generator.forward))
+    monkeypatch.setattr(cgan.Discriminator, "forward", spy("D", cgan.Discriminator.forward))
+    cgan.main(TINY + ["--max-steps", "1", "--out", str(tmp_path / "run")])
+
+    (real, labels), = real_batches
+    assert labels.unique().numel() > 1  # different labels in the batch: a mix-up of y would show
+    # one step: G draws the fakes; D judges real, fake (its step), fake (G's step); then the grid's G
+    assert [net for net, *_ in calls] == ["G", "D", "D", "D", "G"]
+    (_, _, y_G, fake), (_, x_real, y_real, _), (_, x_fake, y_fake, _), (_, x_fake_G, y_fake_G, _) = calls[:4]
+    assert torch.equal(y_G, F.one_hot(labels, 10).float())
+    assert torch.equal(x_real, real) and torch.equal(x_fake, fake) and torch.equal(x_fake_G, fake)
+    for y in (y_real, y_fake, y_fake_G):
+        assert torch.equal(y, y_G)
+
+
+def test_cgan_resume_is_exact(tmp_path):
+    """Stopped at step 3, resumed to 11 (across the epoch boundary at 8), then to the end: the same run, bit for bit."""
+    flags = TINY + ["--batch-size", "64", "--d-steps", "2", "--epochs", "2"]  # 16 batches: 8 steps per epoch
+    cgan.main(flags + ["--out", str(tmp_path / "whole")])
+    cgan.main(flags + ["--max-steps", "3", "--out", str(tmp_path / "parts")])
+    cgan.main(["--resume", str(tmp_path / "parts" / "checkpoint.pt"), "--max-steps", "11"])
+    cgan.main(["--resume", str(tmp_path / "parts" / "checkpoint.pt")])
+    whole, parts = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True) for run in ("whole", "parts"))
+    assert whole["step"] == parts["step"] == 16 and whole["history"] == parts["history"]
+    for net in ("G", "D"):
+        assert all(torch.equal(whole[net][name], parts[net][name]) for name in whole[net]), net
+
+
+def test_cgan_resume_is_exact_from_a_folder(tmp_path):
+    """The same with ImageFolder and worker processes: each epoch's batches come back in the same order."""
+    class_folders(tmp_path / "data", ["blue", "red"])  # 16 images, batches of 4: 4 steps per epoch
+    flags = ["--dataset", "folder", "--data-root", str(tmp_path / "data"), "--workers", "2", "--batch-size", "4",
+             "--ngf", "8", "--ndf", "8", "--epochs", "2"]
+    cgan.main(flags + ["--out", str(tmp_path / "whole")])
+    cgan.main(flags + ["--max-steps", "1", "--out", str(tmp_path / "parts")])
+    cgan.main(["--resume", str(tmp_path / "parts" / "checkpoint.pt"), "--max-steps", "6", "--workers", "0"])
+    cgan.main(["--resume", str(tmp_path / "parts" / "checkpoint.pt")])
+    whole, parts = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True) for run in ("whole", "parts"))
+    assert whole["step"] == parts["step"] == 8 and whole["history"] == parts["history"]
+    assert whole["classes"] == ["blue", "red"]
+    for net in ("G", "D"):
+        assert all(torch.equal(whole[net][name], parts[net][name]) for name in whole[net]), net
+
+
+def test_cgan_ctrl_c_finishes_the_step(tmp_path, capsys, monkeypatch):
+    calls = []
+
+    def loss_then_ctrl_c(out_fake, kind):  # G's loss, called after D's updates of the same step
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return generator_loss(out_fake, kind)
+    generator_loss = cgan.generator_loss
+    monkeypatch.setattr(cgan, "generator_loss", loss_then_ctrl_c)
+    cgan.main(TINY + ["--d-steps", "2", "--out", str(tmp_path / "run")])
+    assert "interrupted" in capsys.readouterr().out
+    checkpoint = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert checkpoint["step"] == 3 and len(read_log(tmp_path / "run")) == 3
+    assert checkpoint["opt_D"]["state"][0]["step"].item() == 3 * 2
+    assert checkpoint["opt_G"]["state"][0]["step"].item() == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C works as usual again
+
+
+def test_cgan_incomplete_checkpoint_exits_2(tmp_path, capsys):
+    broken = tmp_path / "broken.pt"
+    torch.save({"script": "cgan", "args": {}, "step": 3}, broken)  # no weights: a broken or foreign file
+    assert "lacks nc, n_images, n_classes, classes, epoch, G, D" in exits_with_error(cgan.main, ["--resume", str(broken)], capsys)
+    cgan.main(TINY + ["--max-steps", "1", "--out", str(tmp_path / "run")])
+    checkpoint = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    del checkpoint["classes"]
+    torch.save(checkpoint, broken)
+    assert "lacks classes:" in exits_with_error(cgan.main, ["--resume", str(broken)], capsys)
+
+
+def test_cgan_renamed_class_folder_is_refused_on_resume(tmp_path, capsys):
+    class_folders(tmp_path / "data", ["cats", "dogs"])
+    cgan.main(["--dataset", "folder", "--data-root", str(tmp_path / "data"), "--workers", "0", "--batch-size", "8",
+               "--ngf", "8", "--ndf", "8", "--epochs", "1", "--out", str(tmp_path / "run")])
+    os.rename(tmp_path / "data" / "dogs", tmp_path / "data" / "wolves")  # as many images, but label 1 means another class
+    checkpoint = str(tmp_path / "run" / "checkpoint.pt")
+    err = exits_with_error(cgan.main, ["--resume", checkpoint, "--epochs", "2", "--workers", "0"], capsys)
+    assert "class 1 is 'dogs' in the checkpoint but 'wolves' in --data-root" in err and "same class folders" in err
+    assert len(read_log(tmp_path / "run")) == 2  # nothing was trained or written
+
+
+def test_cgan_resume_rule(tmp_path, capsys):
+    out = tmp_path / "run"
+    cgan.main(TINY + ["--max-steps", "2", "--out", str(out)])
+    checkpoint = str(out / "checkpoint.pt")
+    assert "--d-label cannot be given with --resume" in exits_with_error(cgan.main, ["--resume", checkpoint, "--d-label", "off"], capsys)
+    assert "--out cannot be given with --resume" in exits_with_error(cgan.main, ["--resume", checkpoint, "--out", str(out)], capsys)
+    with pytest.raises(SystemExit) as e:  # no abbreviations: --max is not --max-steps
+        cgan.main(["--resume", checkpoint, "--max", "4"])
+    assert e.value.code == 2
+    capsys.readouterr()
+    cgan.main(["--resume", checkpoint, "--max-steps", "4", "--workers", "0", "--device", "cpu"])
+    assert len(read_log(out)) == 4 and torch.load(checkpoint, weights_only=True)["args"]["d_label"] == "on"
+
+
+def test_cgan_resumes_a_checkpoint_without_random_state(tmp_path, capsys):
+    out = tmp_path / "run"
+    cgan.main(TINY + ["--max-steps", "2", "--out", str(out)])
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    del checkpoint["rng"]  # as cgan.py wrote them before resuming was exact
+    torch.save(checkpoint, out / "checkpoint.pt")
+    cgan.main(["--resume", str(out / "checkpoint.pt"), "--max-steps", "4"])
+    assert "no random state" in capsys.readouterr().out and len(read_log(out)) == 4
+
+
+def test_cgan_notebook_shows_each_epoch_in_place(tmp_path, monkeypatch):
+    shown = []  # one entry per display() call: the pictures it was given, first and after each update
+
+    class Handle:
+        def __init__(self, picture):
+            self.pictures = [picture]
+            shown.append(self.pictures)
+
+        def update(self, picture):
+            self.pictures.append(picture)
+    ipython = types.ModuleType("IPython")
+    ipython.display = types.SimpleNamespace(Image=lambda filename: filename,
+                                            display=lambda picture, display_id: Handle(picture))
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    monkeypatch.setitem(sys.modules, "IPython.display", ipython.display)
+    monkeypatch.setattr(cgan, "IN_NOTEBOOK", True)
+    out = tmp_path / "run"
+    cgan.main(TINY + ["--batch-size", "512", "--epochs", "3", "--out", str(out)])  # 2 steps per epoch
+    assert [[os.path.basename(p) for p in pictures] for pictures in shown] == [
+        ["samples_epoch_001.png", "samples_epoch_002.png", "samples_epoch_003.png"], ["losses.png"] * 3]
 
 
 # ----------------------------------------------------------------------------- interpolate.py
