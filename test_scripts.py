@@ -114,6 +114,22 @@ def test_dcgan_custom_init_statistics():
     assert abs(first.std() - 0.02) > 5e-3
 
 
+@pytest.mark.parametrize("size, init, pytorch_last", [("32", "custom", False), ("64", "custom", True),
+                                                       ("64", "normal", False)])
+def test_dcgan_g_last_layer_init_at_each_size(size, init, pytorch_last, tmp_path):
+    """At 64x64 the custom init leaves G's last layer at PyTorch's default, uniform with bound
+    1/sqrt(nc * 4 * 4), so that G starts with contrast; every other layer keeps N(0, 0.02)."""
+    out = tmp_path / "run"
+    dcgan.main(TINY + ["--batch-size", "4", "--image-size", size, "--weight-init", init, "--max-steps", "1",
+                       "--out", str(out)])
+    weights = torch.load(out / "checkpoint.pt", weights_only=True)["G"]
+    convs = [w for name, w in weights.items() if name.endswith("weight") and w.dim() == 4]
+    nc = convs[-1].shape[1]
+    expected = 1 / math.sqrt(3 * nc * 4 * 4) if pytorch_last else 0.02  # a uniform's std: bound / sqrt(3)
+    assert convs[-1].std().item() == pytest.approx(expected, rel=0.12)
+    assert convs[0].std().item() == pytest.approx(0.02, rel=0.05)
+
+
 def test_dcgan_losses_match_hand_computed_values():
     logits = torch.tensor([0.0, 2.0, -1.0])
     D = [1 / (1 + math.exp(-l)) for l in logits.tolist()]  # D(G(z)) = sigmoid(logit)
