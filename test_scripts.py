@@ -28,6 +28,7 @@ import wgan_gp
 HERE = os.path.dirname(os.path.abspath(__file__))
 MNIST_ROOT = os.path.join(HERE, "..", "shared", "data")
 TINY = ["--dataset", "fake", "--ngf", "8", "--ndf", "8", "--batch-size", "16"]
+WGAN_TINY = TINY + ["--image-size", "32"]
 RUN_FILES = ["samples_epoch_001.png", "progress.gif", "losses.png", "log.csv", "checkpoint.pt"]
 
 
@@ -44,6 +45,28 @@ def exits_with_error(main, argv, capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "error:" in err and "Traceback" not in err
     return err
+
+
+def assert_same(a, b, where="checkpoint"):
+    """Equal, bit for bit: every tensor of a (nested) state dict with torch.equal, the rest with ==."""
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_same(a[key], b[key], f"{where}[{key!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+def assert_same_run(whole, parts, steps):
+    assert whole["step"] == parts["step"] == steps and whole["history"] == parts["history"]
+    for name in ("G", "D", "opt_G", "opt_D"):
+        assert_same(whole[name], parts[name], name)
 
 
 def test_readme_line_links_point_at_what_they_name():
@@ -259,9 +282,7 @@ def test_dcgan_resume_is_exact(tmp_path):
     dcgan.main(["--resume", str(tmp_path / "parts" / "checkpoint.pt"), "--max-steps", "11"])
     dcgan.main(["--resume", str(tmp_path / "parts" / "checkpoint.pt")])
     whole, parts = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True) for run in ("whole", "parts"))
-    assert whole["step"] == parts["step"] == 16 and whole["history"] == parts["history"]
-    for net in ("G", "D"):
-        assert all(torch.equal(whole[net][name], parts[net][name]) for name in whole[net]), net
+    assert_same_run(whole, parts, 16)
 
 
 def test_dcgan_ctrl_c_finishes_the_step(tmp_path, capsys, monkeypatch):
@@ -453,9 +474,7 @@ def test_cgan_resume_is_exact(tmp_path):
     cgan.main(["--resume", str(tmp_path / "parts" / "checkpoint.pt"), "--max-steps", "11"])
     cgan.main(["--resume", str(tmp_path / "parts" / "checkpoint.pt")])
     whole, parts = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True) for run in ("whole", "parts"))
-    assert whole["step"] == parts["step"] == 16 and whole["history"] == parts["history"]
-    for net in ("G", "D"):
-        assert all(torch.equal(whole[net][name], parts[net][name]) for name in whole[net]), net
+    assert_same_run(whole, parts, 16)
 
 
 def test_cgan_resume_is_exact_from_a_folder(tmp_path):
@@ -468,10 +487,8 @@ def test_cgan_resume_is_exact_from_a_folder(tmp_path):
     cgan.main(["--resume", str(tmp_path / "parts" / "checkpoint.pt"), "--max-steps", "6", "--workers", "0"])
     cgan.main(["--resume", str(tmp_path / "parts" / "checkpoint.pt")])
     whole, parts = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True) for run in ("whole", "parts"))
-    assert whole["step"] == parts["step"] == 8 and whole["history"] == parts["history"]
+    assert_same_run(whole, parts, 8)
     assert whole["classes"] == ["blue", "red"]
-    for net in ("G", "D"):
-        assert all(torch.equal(whole[net][name], parts[net][name]) for name in whole[net]), net
 
 
 def test_cgan_ctrl_c_finishes_the_step(tmp_path, capsys, monkeypatch):
@@ -747,3 +764,165 @@ def test_wgan_gp_celeba_reads_the_aligned_faces_folder(tmp_path, monkeypatch):
     wgan_gp.main(["--data-root", str(tmp_path), "--image-size", "32", "--ngf", "8", "--ndf", "8",
                   "--batch-size", "4", "--n-critic", "2", "--workers", "0", "--epochs", "1", "--out", str(out)])
     assert len(read_log(out)) == 1
+
+
+def test_wgan_gp_resume_is_exact(tmp_path):
+    """Stopped at step 3, resumed to 11 (across the epoch boundary at 8), then to the end: the same run, bit for bit."""
+    flags = WGAN_TINY + ["--batch-size", "64", "--n-critic", "2", "--epochs", "2"]  # 16 batches: 8 steps per epoch
+    wgan_gp.main(flags + ["--out", str(tmp_path / "whole")])
+    wgan_gp.main(flags + ["--max-steps", "3", "--out", str(tmp_path / "parts")])
+    checkpoint = str(tmp_path / "parts" / "checkpoint.pt")
+    wgan_gp.main(["--resume", checkpoint, "--max-steps", "11"])  # from mid-epoch 1 into mid-epoch 2
+    assert torch.load(checkpoint, weights_only=True)["step"] == 11
+    wgan_gp.main(["--resume", checkpoint])  # from mid-epoch 2 to the run's own end
+    whole, parts = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True) for run in ("whole", "parts"))
+    assert_same_run(whole, parts, 16)
+    assert whole["opt_D"]["state"][0]["step"].item() == 2 * 16
+
+
+def test_wgan_gp_resume_is_exact_from_a_folder(tmp_path):
+    """The same with image files and worker processes: each epoch's batches come back in the same order."""
+    for k in range(24):  # nested folders, no class structure: 6 batches of 4, 3 steps per epoch
+        folder = tmp_path / "data" / f"set{k % 3}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (40 + k, 36), (10 * k, 255 - 10 * k, 90)).save(folder / f"{k}.png")
+    flags = ["--dataset", "folder", "--data-root", str(tmp_path / "data"), "--image-size", "32", "--ngf", "8",
+             "--ndf", "8", "--batch-size", "4", "--n-critic", "2", "--workers", "2", "--epochs", "2"]
+    wgan_gp.main(flags + ["--out", str(tmp_path / "whole")])
+    wgan_gp.main(flags + ["--max-steps", "1", "--out", str(tmp_path / "parts")])
+    checkpoint = str(tmp_path / "parts" / "checkpoint.pt")
+    wgan_gp.main(["--resume", checkpoint, "--max-steps", "4", "--workers", "0"])  # across the boundary at 3
+    wgan_gp.main(["--resume", checkpoint])
+    whole, parts = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True) for run in ("whole", "parts"))
+    assert_same_run(whole, parts, 6)
+
+
+def test_wgan_gp_penalty_of_a_quadratic_critic():
+    """D(x) = 0.5 * sum(w * x^2), so grad D(x) = w * x: unlike a linear critic's, the gradient depends on
+    where it is taken (which x_hat, which eps for each sample), and the penalty's gradient reaches w only
+    through the gradient itself (create_graph=True)."""
+    torch.manual_seed(0)
+    n, lambda_gp, k = 6, 10.0, 123
+    w = torch.randn(2, 4, 4).requires_grad_(True)  # one weight per pixel of an image
+    real, fake = torch.randn(n, 2, 4, 4), torch.randn(n, 2, 4, 4) + 2
+
+    def critic(x):
+        return 0.5 * (w * x ** 2).flatten(1).sum(1)
+
+    torch.manual_seed(k)
+    eps = torch.rand(n, 1, 1, 1)  # as gradient_penalty draws it: one eps per sample
+    x_hat = eps * real + (1 - eps) * fake
+    grad = w * x_hat  # grad D(x_hat), by hand
+    by_hand = lambda_gp * ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    torch.manual_seed(k)
+    penalty = wgan_gp.gradient_penalty(critic, real, fake, lambda_gp)
+    assert penalty.item() == pytest.approx(by_hand.item(), rel=1e-5)
+    assert penalty.requires_grad, "the penalty cannot be minimised: its gradient graph is missing (create_graph)"
+    penalty.backward()
+    expected, = torch.autograd.grad(by_hand, w)
+    assert w.grad is not None and w.grad.abs().max() > 0
+    assert torch.allclose(w.grad, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_wgan_gp_one_call_scores_as_two():
+    """The training step scores real and fake in one critic call: the same scores as one call each."""
+    torch.manual_seed(0)
+    for size in (32, 64):
+        critic = wgan_gp.Critic(8, 3, size)
+        real, fake = torch.rand(5, 3, size, size) * 2 - 1, torch.randn(5, 3, size, size)
+        with torch.no_grad():
+            assert torch.allclose(critic(torch.cat([real, fake])), torch.cat([critic(real), critic(fake)]), atol=1e-5)
+
+
+def test_wgan_gp_ctrl_c_finishes_the_step(tmp_path, capsys, monkeypatch):
+    calls = []
+
+    def forward_then_ctrl_c(self, z):  # G with gradients on: only in G's step, after the critic's updates
+        if torch.is_grad_enabled():
+            calls.append(1)
+            if len(calls) == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+        return forward(self, z)
+    forward = wgan_gp.Generator.forward
+    monkeypatch.setattr(wgan_gp.Generator, "forward", forward_then_ctrl_c)
+    wgan_gp.main(WGAN_TINY + ["--n-critic", "2", "--out", str(tmp_path / "run")])
+    assert "interrupted" in capsys.readouterr().out and len(calls) == 2
+    checkpoint = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert checkpoint["step"] == 2 and len(checkpoint["history"]) == 2 and len(read_log(tmp_path / "run")) == 2
+    # step 2 was whole: both critic updates and G's update were made
+    assert checkpoint["opt_D"]["state"][0]["step"].item() == 2 * 2
+    assert checkpoint["opt_G"]["state"][0]["step"].item() == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C works as usual again
+
+
+def test_wgan_gp_resume_rule(tmp_path, capsys):
+    out = tmp_path / "run"
+    flags = ["--batch-size", "256", "--n-critic", "1", "--lambda-gp", "5", "--epochs", "1"]  # 4 steps per epoch
+    wgan_gp.main(WGAN_TINY + flags + ["--max-steps", "2", "--out", str(out)])
+    checkpoint = str(out / "checkpoint.pt")
+    assert "--ngf cannot be given with --resume" in exits_with_error(wgan_gp.main, ["--resume", checkpoint, "--ngf", "16"], capsys)
+    assert "--out cannot be given with --resume" in exits_with_error(wgan_gp.main, ["--resume", checkpoint, "--out", str(out)], capsys)
+    assert "--n-critic cannot be given" in exits_with_error(wgan_gp.main, ["--resume", checkpoint, "--n-critic=5"], capsys)
+    assert "already made 2 steps" in exits_with_error(wgan_gp.main, ["--resume", checkpoint, "--max-steps", "2"], capsys)
+    with pytest.raises(SystemExit) as e:  # no abbreviations: --max is not --max-steps
+        wgan_gp.main(["--resume", checkpoint, "--max", "4"])
+    assert e.value.code == 2
+    capsys.readouterr()
+    wgan_gp.main(["--resume", checkpoint, "--max-steps", "3", "--workers", "0", "--device", "cpu", "--data-root", str(tmp_path)])
+    saved = torch.load(checkpoint, weights_only=True)
+    assert len(read_log(out)) == 3 and saved["opt_D"]["state"][0]["step"].item() == 3  # still one critic step per step
+    assert (saved["args"]["n_critic"], saved["args"]["lambda_gp"], saved["args"]["batch_size"]) == (1, 5.0, 256)
+    wgan_gp.main(["--resume", checkpoint])  # to the end of the run's own single epoch
+    assert "already trained 1 epochs" in exits_with_error(wgan_gp.main, ["--resume", checkpoint], capsys)
+
+
+def test_wgan_gp_incomplete_checkpoint_exits_2(tmp_path, capsys):
+    broken = tmp_path / "broken.pt"
+    torch.save({"script": "wgan_gp", "args": {}, "step": 3}, broken)  # no weights: a broken or foreign file
+    err = exits_with_error(wgan_gp.main, ["--resume", str(broken)], capsys)
+    assert "lacks nc, n_images, epoch, G, D, opt_G, opt_D, fixed_noise, history" in err
+    wgan_gp.main(WGAN_TINY + ["--n-critic", "1", "--max-steps", "1", "--out", str(tmp_path / "run")])
+    checkpoint = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    del checkpoint["opt_D"]
+    torch.save(checkpoint, broken)
+    assert "lacks opt_D:" in exits_with_error(wgan_gp.main, ["--resume", str(broken)], capsys)
+
+
+def test_wgan_gp_resumes_a_checkpoint_without_random_state(tmp_path, capsys):
+    out = tmp_path / "run"
+    wgan_gp.main(WGAN_TINY + ["--n-critic", "1", "--max-steps", "2", "--out", str(out)])
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    del checkpoint["rng"]  # as wgan_gp.py wrote them before resuming was exact
+    torch.save(checkpoint, out / "checkpoint.pt")
+    os.makedirs(tmp_path / "copy")
+    torch.save(checkpoint, tmp_path / "copy" / "checkpoint.pt")
+    capsys.readouterr()
+    wgan_gp.main(["--resume", str(out / "checkpoint.pt"), "--max-steps", "4"])
+    assert "holds no random state" in capsys.readouterr().out and len(read_log(out)) == 4
+    # the new noise comes from the seed and the step: resuming the same checkpoint again draws the same
+    wgan_gp.main(["--resume", str(tmp_path / "copy" / "checkpoint.pt"), "--max-steps", "4"])
+    a, b = (torch.load(folder / "checkpoint.pt", weights_only=True) for folder in (out, tmp_path / "copy"))
+    assert_same_run(a, b, 4)
+
+
+def test_wgan_gp_notebook_shows_each_epoch_in_place(tmp_path, monkeypatch):
+    shown = []  # one entry per display() call: the pictures it was given, first and after each update
+
+    class Handle:
+        def __init__(self, picture):
+            self.pictures = [picture]
+            shown.append(self.pictures)
+
+        def update(self, picture):
+            self.pictures.append(picture)
+    ipython = types.ModuleType("IPython")
+    ipython.display = types.SimpleNamespace(Image=lambda filename: filename,
+                                            display=lambda picture, display_id: Handle(picture))
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    monkeypatch.setitem(sys.modules, "IPython.display", ipython.display)
+    monkeypatch.setattr(wgan_gp, "IN_NOTEBOOK", True)
+    monkeypatch.setattr(wgan_gp, "load_data", lambda args, device: torch.rand(64, 3, 32, 32) * 2 - 1)  # a small set
+    out = tmp_path / "run"
+    wgan_gp.main(WGAN_TINY + ["--n-critic", "2", "--epochs", "3", "--out", str(out)])  # 4 batches of 16: 2 steps per epoch
+    assert [[os.path.basename(p) for p in pictures] for pictures in shown] == [
+        ["samples_epoch_001.png", "samples_epoch_002.png", "samples_epoch_003.png"], ["losses.png"] * 3]

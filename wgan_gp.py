@@ -1,6 +1,5 @@
-"""WGAN-GP: a Wasserstein GAN whose critic is kept 1-Lipschitz by a gradient penalty, in one file.
-
-Gulrajani, Ahmed, Arjovsky, Dumoulin & Courville 2017, "Improved Training of Wasserstein GANs".
+"""WGAN-GP: a Wasserstein GAN whose critic is kept 1-Lipschitz by a gradient penalty, in one file
+(Gulrajani, Ahmed, Arjovsky, Dumoulin & Courville 2017, "Improved Training of Wasserstein GANs").
 
 The critic D gives a score, not a probability. The generator G minimises the Wasserstein-1 distance
 between the data and its samples, which the Kantorovich-Rubinstein duality writes as
@@ -25,10 +24,14 @@ Algorithm 1 of the paper, as the loop below runs it:
                                one Adam step of D on L_D
         fresh noise z; one Adam step of G on L_G
 
+What to watch: W in the progress line is the critic's estimate E[D(x)] - E[D(G(z))] of the
+Wasserstein distance; unlike a standard GAN's losses, it falls as the samples improve. GP, the
+penalty (lambda included), near 0: the critic respects the 1-Lipschitz constraint. W or GP
+exploding: the training is unstable (try lower learning rates). The critic's scores are not
+probabilities: there is no 0.5 to aim for, and only the gap between real and fake means something.
+
 Defaults as in the paper: lambda = 10, n_critic = 5, Adam lr = 1e-4, beta1 = 0, beta2 = 0.9,
 batch 64, z in R^128, here on CelebA at 128x128. No batch norm in the critic (see Critic).
-Its estimate E[D(x)] - E[D(G(z))] of the Wasserstein distance is logged and plotted: unlike a
-standard GAN's losses, it falls as the samples improve.
 
     python wgan_gp.py --dataset folder --data-root ~/data/img_align_celeba   # CelebA, 128x128
     python wgan_gp.py --dataset mnist --image-size 32 --ngf 32 --ndf 32 --epochs 5
@@ -37,7 +40,9 @@ import argparse
 import csv
 import glob
 import math
+import multiprocessing
 import os
+import signal
 import sys
 import time
 from datetime import datetime
@@ -55,209 +60,81 @@ SCRIPT = "wgan_gp"
 DATASETS = {"celeba": 3, "folder": 3, "mnist": 1, "cifar10": 3, "fake": 3}  # name: channels
 LOG_EVERY = 50  # generator steps between progress lines (and between host-device syncs)
 IN_NOTEBOOK = "ipykernel" in sys.modules  # Jupyter/Colab: sys.argv holds the kernel's own flags
+RESUME_MAY_CHANGE = ["--epochs", "--max-steps", "--data-root", "--device", "--workers"]
 
 
-def fail(message):
-    """Bad input: one line that says what is wrong and what to do, exit status 2, no traceback."""
-    print(f"{SCRIPT}.py: error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-# ----------------------------------------------------------------------------- arguments
+# ----------------------------------------------------------------------------- flags
 def parse_args(argv=None):
-    """The run's settings, checked before anything is trained or written.
-
-    Returns (args, checkpoint); checkpoint is the dict read from --resume, or None.
-    """
-    if argv is None and IN_NOTEBOOK:
-        argv = []  # in a notebook, call main(["--epochs", "1"]) to pass flags
-    p = argparse.ArgumentParser(prog=f"{SCRIPT}.py", usage=argparse.SUPPRESS,  # errors stay one line
+    """The run's settings: (args, checkpoint), the checkpoint being the dict read from --resume, or None."""
+    if argv is None:
+        argv = [] if IN_NOTEBOOK else sys.argv[1:]  # in a notebook, call main(["--epochs", "1"]) to pass flags
+    p = argparse.ArgumentParser(prog=f"{SCRIPT}.py", usage=argparse.SUPPRESS, allow_abbrev=False,  # errors: one line
                                 description="Train a WGAN-GP (see the docstring at the top of wgan_gp.py).")
-    p.add_argument("--dataset", default="celeba", choices=DATASETS, help="training images (default: celeba)")
-    p.add_argument("--data-root", default=os.path.join("~", ".cache", "gan-data"),
-                   help="folder holding the dataset, downloaded there if absent; for --dataset folder, "
-                        "a folder of images searched recursively (default: ~/.cache/gan-data)")
-    p.add_argument("--image-size", type=int, default=128, choices=[32, 64, 128],
-                   help="images are resized to this; each halving removes a block from each network (default: 128)")
-    p.add_argument("--nz", type=int, default=128, help="size of the noise vector z (default: 128)")
-    p.add_argument("--ngf", type=int, default=64, help="generator width: channels of its last block (default: 64)")
-    p.add_argument("--ndf", type=int, default=64, help="critic width: channels of its first layer (default: 64)")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="passes over the training set (default: 5; with --resume, the run's own)")
-    p.add_argument("--batch-size", type=int, default=64, help="images per batch (default: 64)")
-    p.add_argument("--lr-d", type=float, default=1e-4, help="critic learning rate (default: 1e-4)")
-    p.add_argument("--lr-g", type=float, default=1e-4, help="generator learning rate (default: 1e-4)")
-    p.add_argument("--beta1", type=float, default=0.0, help="Adam beta1 (default: 0)")
-    p.add_argument("--beta2", type=float, default=0.9, help="Adam beta2 (default: 0.9)")
-    p.add_argument("--lambda-gp", type=float, default=10.0, help="weight lambda of the gradient penalty (default: 10)")
-    p.add_argument("--n-critic", type=int, default=5,
-                   help="critic updates per generator update, each on a new batch (default: 5)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"],
-                   help="auto: cuda if there is a GPU, else mps, else cpu (default: auto)")
-    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
-                   help="image-decoding processes for --dataset folder (default: up to 4)")
-    p.add_argument("--max-steps", type=int, default=None, help="stop once the run has made this many generator updates")
-    p.add_argument("--out", default=None, help="run folder (default: runs/wgan_gp-<date-time>)")
-    p.add_argument("--resume", default=None, metavar="CHECKPOINT",
-                   help="continue the run saved in this checkpoint.pt, up to --epochs, in its folder")
-    args = p.parse_args(argv)
-
-    for name in ("lr_d", "lr_g"):
-        if not (math.isfinite(getattr(args, name)) and getattr(args, name) > 0):
-            fail(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
-    if not (math.isfinite(args.lambda_gp) and args.lambda_gp >= 0):
-        fail(f"--lambda-gp must be >= 0, got {args.lambda_gp}")
-    for name in ("nz", "ngf", "ndf", "epochs", "n_critic"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            fail(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.batch_size < 2:
-        fail(f"--batch-size must be >= 2 (the generator's batch norm needs two images), got {args.batch_size}")
-    if not (0 <= args.beta1 < 1 and 0 <= args.beta2 < 1):
-        fail(f"--beta1 and --beta2 must lie in [0, 1), got {args.beta1} and {args.beta2}")
-    if args.max_steps is not None and args.max_steps < 1:
-        fail(f"--max-steps must be >= 1, got {args.max_steps}")
-    if args.workers < 0:
-        fail(f"--workers must be >= 0, got {args.workers}")
-    if args.dataset in ("mnist", "cifar10") and args.image_size > 64:
-        fail(f"--dataset {args.dataset} holds {28 if args.dataset == 'mnist' else 32}-pixel images; "
-             f"use --image-size 32 (or 64)")
-    if args.dataset == "folder" and not os.path.isdir(os.path.expanduser(args.data_root)):
-        fail(f"--data-root {args.data_root} is not a folder; give the folder that holds your images")
-    if args.device == "auto":
-        args.device = ("cuda" if torch.cuda.is_available() else
-                       "mps" if torch.backends.mps.is_available() else "cpu")
-    elif args.device == "cuda" and not torch.cuda.is_available():
-        fail("--device cuda: PyTorch sees no CUDA GPU here; use --device auto or cpu")
-    elif args.device == "mps" and not torch.backends.mps.is_available():
-        fail("--device mps: PyTorch sees no Apple GPU here; use --device auto or cpu")
-
-    checkpoint = None
-    if args.resume:
-        checkpoint = read_checkpoint(args.resume)
-        # A resumed run keeps the settings it was trained with; where the data are and what runs it may change.
-        for name, value in checkpoint["args"].items():
-            if name in ("epochs", "max_steps", "out", "resume"):  # decided below, for this session
-                continue
-            if getattr(args, name) == p.get_default(name):  # not given: the run's own
-                setattr(args, name, value)
-            elif getattr(args, name) != value and name not in ("data_root", "device", "workers"):
-                fail(f"--{name.replace('_', '-')} {getattr(args, name)} differs from the checkpoint's {value}; "
-                     f"a resumed run keeps its settings (start a new run to change them)")
-        if args.out is not None:
-            fail("--out cannot be used with --resume: a resumed run continues in its checkpoint's folder")
-        if args.epochs is None:  # go on to the number of epochs the run was started with
-            args.epochs = checkpoint["args"]["epochs"]
-        if args.epochs <= checkpoint["epoch"]:
-            fail(f"the checkpoint has already trained {checkpoint['epoch']} epochs; ask for more with --epochs")
-        if args.max_steps is not None and args.max_steps <= checkpoint["step"]:
-            fail(f"the checkpoint has already made {checkpoint['step']} steps; ask for more with --max-steps")
-        args.out = os.path.dirname(os.path.abspath(args.resume))
-    else:
-        args.epochs = args.epochs or 5
-        args.out = args.out or os.path.join("runs", f"{SCRIPT}-{datetime.now():%Y%m%d-%H%M%S}")
-        if os.path.exists(args.out) and not (os.path.isdir(args.out) and not os.listdir(args.out)):
-            fail(f"--out {args.out} already exists and is not empty; choose a new folder "
-                 f"(or continue that run with --resume {os.path.join(args.out, 'checkpoint.pt')})")
-    return args, checkpoint
-
-
-def read_checkpoint(path):
-    if not os.path.isfile(path):
-        fail(f"--resume {path}: no such file; give the checkpoint.pt inside a run folder")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # whatever the reason, the file cannot be read as a checkpoint
-        fail(f"--resume {path} cannot be read as a checkpoint ({type(e).__name__}); give a checkpoint.pt written by {SCRIPT}.py")
-    script = checkpoint.get("script") if isinstance(checkpoint, dict) else None
-    if script != SCRIPT:
-        fail(f"--resume {path} was not written by {SCRIPT}.py" + (f" but by {script}.py; resume it with that script" if script else ""))
-    return checkpoint
+    add = p.add_argument
+    add("--dataset", default="celeba", choices=DATASETS, help="training images (default: celeba)")
+    add("--data-root", default="~/.cache/gan-data", help="where the dataset is, or goes; for folder: your images")
+    add("--image-size", type=int, default=128, choices=[32, 64, 128], help="each halving removes a block (default: 128)")
+    add("--nz", type=int, default=128, help="size of the noise vector z (default: 128)")
+    add("--ngf", type=int, default=64, help="generator width: channels of its last block (default: 64)")
+    add("--ndf", type=int, default=64, help="critic width: channels of its first layer (default: 64)")
+    add("--epochs", type=int, default=None, help="passes over the training set (default: 5; with --resume, the run's)")
+    add("--batch-size", type=int, default=64, help="images per batch (default: 64)")
+    add("--lr-d", type=float, default=1e-4, help="critic learning rate (default: 1e-4)")
+    add("--lr-g", type=float, default=1e-4, help="generator learning rate (default: 1e-4)")
+    add("--beta1", type=float, default=0.0, help="Adam beta1 (default: 0)")
+    add("--beta2", type=float, default=0.9, help="Adam beta2 (default: 0.9)")
+    add("--lambda-gp", type=float, default=10.0, help="weight lambda of the gradient penalty (default: 10)")
+    add("--n-critic", type=int, default=5, help="critic updates per generator update, each on a new batch (default: 5)")
+    add("--seed", type=int, default=0, help="random seed (default: 0)")
+    add("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"], help="auto: cuda, else mps, else cpu")
+    add("--workers", type=int, default=min(8, os.cpu_count() or 1), help="processes decoding image files (up to 8)")
+    add("--max-steps", type=int, default=None, help="stop once the run has made this many generator updates")
+    add("--out", default=None, help="run folder (default: runs/wgan_gp-<date-time>)")
+    add("--resume", default=None, metavar="CHECKPOINT", help="continue the run saved in this checkpoint.pt, with its "
+        f"settings; only {', '.join(RESUME_MAY_CHANGE)} may be given with it")
+    return check_args(p.parse_args(argv), given=[a.split("=")[0] for a in argv if a.startswith("--")])
 
 
 # ----------------------------------------------------------------------------- data
-class ImageFiles(torch.utils.data.Dataset):
-    """Every image file under a folder (searched recursively, no class subfolders needed), as RGB."""
-
-    EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-
-    def __init__(self, root, transform):
-        self.paths = sorted(os.path.join(folder, name) for folder, _, names in os.walk(root)
-                            for name in names if name.lower().endswith(self.EXTENSIONS))
-        self.transform = transform
-
-    def __len__(self):
-        return len(self.paths)
-
-    def __getitem__(self, i):
-        with Image.open(self.paths[i]) as image:
-            return self.transform(image.convert("RGB"))
-
-
 def load_data(args, device):
-    """The training images in [-1, 1], channels first.
-
-    MNIST and CIFAR-10 come back as one tensor on the device: decoded, resized and scaled once, so
-    an epoch only indexes it. CelebA and folders, too big for memory at 128x128, come back as a
-    DataLoader whose workers decode and resize the files in parallel with training, into pinned
-    memory when the GPU is used (so the copy to the GPU can overlap the computation).
-    """
-    root = os.path.expanduser(args.data_root)
-    size = args.image_size
+    """The training images in [-1, 1], channels first. CelebA and folders, too big for memory at
+    128x128: a Dataset of the files, decoded by worker processes while the networks train. A small
+    set: one tensor on the device, decoded, resized and scaled once, so that an epoch only indexes it."""
     if args.dataset in ("celeba", "folder"):
-        # CelebA's aligned faces are 178x218: the centre 178x178 square, then resized
-        transform = T.Compose([T.CenterCrop(178), T.Resize(size)] if args.dataset == "celeba" else
-                              [T.Resize(size), T.CenterCrop(size)])
-        transform = T.Compose([transform, T.ToTensor(), T.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
-        if args.dataset == "celeba":  # all 202,599 aligned faces: a GAN needs no train/test split
-            folder = os.path.join(root, "celeba", "img_align_celeba")
-            if not os.path.isdir(folder):
-                try:
-                    torchvision.datasets.CelebA(root, split="all", download=True)
-                except Exception as e:  # no internet, no gdown, or the host's daily quota spent: all say the same
-                    reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                    fail(f"CelebA is not in {folder} and could not be downloaded ({reason}); download "
-                         f"img_align_celeba.zip by hand from the CelebA page (mmlab.ie.cuhk.edu.hk/projects/CelebA.html), "
-                         f"unzip it and run with --dataset folder --data-root <the img_align_celeba folder>")
-            root = folder
-        images = ImageFiles(root, transform)
+        root = celeba_folder(args) if args.dataset == "celeba" else os.path.expanduser(args.data_root)
+        images = ImageFiles(root, args.image_size, celeba=args.dataset == "celeba")
         if len(images) < args.batch_size:
             fail(f"{root} holds {len(images)} images, fewer than one batch of {args.batch_size}; "
                  f"add images or lower --batch-size")
-        return torch.utils.data.DataLoader(images, args.batch_size, shuffle=True, drop_last=True,
-                                           num_workers=args.workers, pin_memory=device.type == "cuda",
-                                           persistent_workers=args.workers > 0)
+        return images
     if args.dataset == "fake":  # random images, for tests: runs anywhere, learns nothing
-        generator = torch.Generator().manual_seed(0)
-        return (torch.rand(1024, 3, size, size, generator=generator) * 2 - 1).to(device)
-
-    sets = {"mnist": torchvision.datasets.MNIST, "cifar10": torchvision.datasets.CIFAR10}
-    try:
-        dataset = sets[args.dataset](root, train=True, download=True)  # downloads only if absent
-    except (OSError, RuntimeError) as e:  # no internet (URLError is an OSError), or a broken file
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        fail(f"{args.dataset} is not in {root} and could not be downloaded ({reason}); "
-             f"connect to the internet, or point --data-root at a folder that holds it")
-    x = torch.as_tensor(dataset.data)  # uint8: N x H x W (MNIST) or N x H x W x C (CIFAR-10)
+        x = torch.rand(1024, 3, args.image_size, args.image_size, generator=torch.Generator().manual_seed(0))
+        return (x * 2 - 1).to(device)
+    x = download(args)  # uint8: N x H x W (MNIST) or N x H x W x C (CIFAR-10)
     x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
     x = x.float().div_(127.5).sub_(1)  # [0, 255] -> [-1, 1], the range of G's Tanh (in place: less memory)
-    if x.shape[-1] != size:  # 28 or 32 -> 32, 64 or 128: the networks' strides want a power of two
-        x = F.interpolate(x, size=(size, size), mode="bilinear")  # only ever upsampling: no antialias needed
+    if x.shape[-1] != args.image_size:  # 28 or 32 -> 32 or 64: the networks' strides want a power of two
+        x = F.interpolate(x, size=(args.image_size, args.image_size), mode="bilinear")  # upsampling: no antialias
     return x.to(device)
 
 
-def batches(data, batch_size, device):
-    """One epoch of shuffled batches; the last incomplete batch is dropped."""
+def batches(data, args, epoch, skip, device):
+    """The real batches of one epoch but the first `skip`, in an order drawn from the epoch's own seed:
+    a resumed run draws it again and goes on where it stopped. The last incomplete batch is dropped."""
+    generator = torch.Generator().manual_seed(1000 * args.seed + epoch)
+    order = torch.randperm(len(data), generator=generator)
+    order = order[:len(data) // args.batch_size * args.batch_size].view(-1, args.batch_size)[skip:]
     if isinstance(data, torch.Tensor):
-        order = torch.randperm(len(data), device=data.device)
-        for i in range(len(data) // batch_size):
-            yield data[order[i * batch_size:(i + 1) * batch_size]]
-    else:
-        for x in data:
-            yield x.to(device, non_blocking=True)
+        for idx in order.to(data.device):
+            yield data[idx]
+    else:  # worker processes decode the files while the networks train
+        pinned = device.type == "cuda"  # page-locked memory: the copy to the GPU can overlap its computation
+        for x in torch.utils.data.DataLoader(data, batch_sampler=order.tolist(), num_workers=args.workers,
+                                             pin_memory=pinned, worker_init_fn=ignore_ctrl_c, generator=generator):
+            yield x.to(device, non_blocking=pinned)  # non_blocking only from pinned memory: safe on every device
 
 
-# ----------------------------------------------------------------------------- models
+# ----------------------------------------------------------------------------- networks
 class Generator(nn.Module):
     """z (nz) -> image (nc x S x S) in [-1, 1].
 
@@ -327,67 +204,40 @@ def gradient_penalty(D, real, fake, lambda_gp):
 def main(argv=None):
     args, checkpoint = parse_args(argv)
     device = torch.device(args.device)
-    torch.manual_seed(args.seed + (checkpoint["step"] if checkpoint else 0))  # a resumed run draws new noise
+    torch.manual_seed(args.seed)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
     data = load_data(args, device)
     nc = DATASETS[args.dataset]
-    n_images = len(data) if isinstance(data, torch.Tensor) else len(data.dataset)
-    n_batches = n_images // args.batch_size
-    steps_per_epoch = n_batches // args.n_critic  # generator updates per pass over the data
+    steps_per_epoch = len(data) // args.batch_size // args.n_critic  # generator updates per pass over the data
     if steps_per_epoch == 0:
-        fail(f"the data make {n_batches} batches of {args.batch_size}, fewer than --n-critic {args.n_critic}; "
-             f"lower --batch-size or --n-critic")
+        fail(f"the data make {len(data) // args.batch_size} batches of {args.batch_size}, fewer than --n-critic "
+             f"{args.n_critic}; lower --batch-size or --n-critic")
 
     G = Generator(args.nz, args.ngf, nc, args.image_size).to(device)
     D = Critic(args.ndf, nc, args.image_size).to(device)  # PyTorch's default initialisation: the paper sets none
     opt_G = torch.optim.Adam(G.parameters(), lr=args.lr_g, betas=(args.beta1, args.beta2))
     opt_D = torch.optim.Adam(D.parameters(), lr=args.lr_d, betas=(args.beta1, args.beta2))
     fixed_noise = torch.randn(64, args.nz, device=device)  # the same 64 z for every saved grid
-    step, history = 0, []  # generator updates so far; one row of statistics for each, see LOG_COLUMNS
-    if checkpoint:
-        if checkpoint["n_images"] != n_images:
-            fail(f"the checkpoint was trained on {checkpoint['n_images']:,} images, --data-root now holds {n_images:,}; "
-                 f"resume with the same data")
-        G.load_state_dict(checkpoint["G"])
-        D.load_state_dict(checkpoint["D"])
-        opt_G.load_state_dict(checkpoint["opt_G"])
-        opt_D.load_state_dict(checkpoint["opt_D"])
-        fixed_noise = checkpoint["fixed_noise"].to(device)
-        step, history = checkpoint["step"], checkpoint["history"]
-    os.makedirs(args.out, exist_ok=True)
-    print(f"{SCRIPT}: {n_images:,} "
-          f"{args.dataset} images of {nc}x{args.image_size}x{args.image_size} on {device}, "
-          f"G {sum(p.numel() for p in G.parameters()):,} and D {sum(p.numel() for p in D.parameters()):,} "
-          f"parameters, {steps_per_epoch} steps per epoch, writing to {args.out}", flush=True)
 
-    def save_run(epoch):
-        """Everything a run leaves: this epoch's sample grid, the checkpoint, the log and plots."""
-        save_samples(G, fixed_noise, os.path.join(args.out, f"samples_epoch_{epoch + 1:03d}.png"))
-        save_checkpoint(os.path.join(args.out, "checkpoint.pt"), {
-            "script": SCRIPT, "args": vars(args), "nc": nc, "n_images": n_images, "step": step, "epoch": step // steps_per_epoch,
-            "G": G.state_dict(), "D": D.state_dict(), "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
-            "fixed_noise": fixed_noise.cpu(), "history": history})
-        save_log_and_plots(history, args.out, steps_per_epoch)
-
-    pending = []  # ((epoch, step), statistics still on the device): fetched every LOG_EVERY steps
-    total_steps = min(args.epochs * steps_per_epoch, args.max_steps or float("inf"))
-    t_start = t_last = time.perf_counter()
-    step_start = step_last = step
-    epoch = step // steps_per_epoch
-    try:
+    # The run's folder, log and checkpoint (see the bookkeeping below). A resumed run gets back its
+    # weights, optimiser states, fixed_noise, random state and step: it goes on exactly where it stopped.
+    run = Run(args, checkpoint, len(data), steps_per_epoch, G, D, opt_G, opt_D, fixed_noise)
+    step = run.step  # generator updates so far
+    with run:  # from here on, Ctrl-C finishes the step under way, then the run saves and stops
         for epoch in range(step // steps_per_epoch, args.epochs):
-            data_iter = batches(data, args.batch_size, device)
-            t_epoch = time.perf_counter()
-            first = step - epoch * steps_per_epoch  # 0, but where a resumed run had stopped mid-epoch
-            for i in range(first, steps_per_epoch):
+            real_batches = batches(data, args, epoch, (step % steps_per_epoch) * args.n_critic, device)
+            for _ in range(step % steps_per_epoch, steps_per_epoch):
                 # (1) Update the critic n_critic times, each on a new real batch:
                 #     L_D = E[D(G(z))] - E[D(x)] + lambda * E[(||grad D(x_hat)||_2 - 1)^2]
                 for _ in range(args.n_critic):
-                    real = next(data_iter)
+                    real = next(real_batches)
                     with torch.no_grad():  # the critic's step needs no gradient through G
                         fake = G(torch.randn(args.batch_size, args.nz, device=device))
-                    score_real, score_fake = D(real).mean(), D(fake).mean()
+                    # One call scores real and fake, and exactly: the critic has no batch norm (its GroupNorm(1, C)
+                    # normalises each sample on its own), so no score depends on the rest of the batch
+                    scores = D(torch.cat([real, fake]))
+                    score_real, score_fake = scores[:len(real)].mean(), scores[len(real):].mean()
                     gp = gradient_penalty(D, real, fake, args.lambda_gp)
                     loss_D = score_fake - score_real + gp
                     opt_D.zero_grad(set_to_none=True)
@@ -395,70 +245,263 @@ def main(argv=None):
                     opt_D.step()
 
                 # (2) Update G once, on fresh noise: L_G = -E[D(G(z))]
+                D.requires_grad_(False)  # the gradient still flows through D into G; D's own would be thrown away
                 loss_G = -D(G(torch.randn(args.batch_size, args.nz, device=device))).mean()
                 opt_G.zero_grad(set_to_none=True)
-                loss_G.backward()  # also fills D's gradients, which the critic's next zero_grad clears
+                loss_G.backward()
                 opt_G.step()
+                D.requires_grad_(True)
 
                 step += 1
                 # E[D(x)] - E[D(G(z))] before the last critic update: the Wasserstein estimate
-                pending.append(((epoch + 1, step), torch.stack(
-                    [loss_D, loss_G, gp, score_real - score_fake]).detach()))
-                if step % LOG_EVERY == 0 or i == steps_per_epoch - 1 or step >= total_steps:
-                    stats = fetch(pending, history)
-                    if not torch.isfinite(stats).all():
-                        stop_diverged(args.out, history, steps_per_epoch)
-                    now = time.perf_counter()
-                    rate = (step - step_last) * args.n_critic * args.batch_size / (now - t_last)
-                    left = (now - t_start) / (step - step_start) * (total_steps - step)
-                    loss_d, loss_g, gp_value, w_estimate = stats[-1].tolist()
-                    print(f"[{epoch + 1}/{args.epochs}][{i + 1:4d}/{steps_per_epoch}] Loss_D {loss_d:.3f} "
-                          f"Loss_G {loss_g:.3f} GP {gp_value:.3f} W {w_estimate:.3f} | {rate:,.0f} img/s, "
-                          f"{left // 60:.0f}m{left % 60:02.0f}s left", flush=True)
-                    t_last, step_last = now, step
-                if step >= total_steps:
+                run.log(step, loss_D, loss_G, gp, score_real - score_fake)
+                if run.should_stop(step):  # --max-steps reached, or Ctrl-C
                     break
-            seconds = time.perf_counter() - t_epoch
-            print(f"epoch {epoch + 1}: {i + 1 - first} steps in {seconds:.1f} s, "
-                  f"{(i + 1 - first) * args.n_critic * args.batch_size / seconds:,.0f} img/s", flush=True)
-            save_run(epoch)
-            if step >= total_steps:
+            run.save(epoch, step)  # this epoch's sample grid (drawn with G.eval()), checkpoint, log and plots
+            if run.should_stop(step):
                 break
-    except KeyboardInterrupt:  # Ctrl-C: keep what was learnt so far
-        print(f"\ninterrupted in epoch {epoch + 1}: saving the checkpoint and plots", flush=True)
-        if pending and not torch.isfinite(fetch(pending, history)).all():
-            stop_diverged(args.out, history, steps_per_epoch)
-        save_run(epoch)
-    if IN_NOTEBOOK:  # show the last grid and the curves under the cell
-        from IPython.display import Image as Picture, display
-        for picture in sorted(glob.glob(os.path.join(args.out, "samples_epoch_*.png")))[-1:] + \
-                glob.glob(os.path.join(args.out, "losses.png")):
-            display(Picture(filename=picture))
     print(f"Run folder: {args.out}")
 
 
-# ----------------------------------------------------------------------------- outputs
+# ============================================================================= bookkeeping
+# A first read can stop here. What follows makes the script robust and leaves a record: checking
+# flag values, resuming, checkpoints, the log and its host-device batching, plots, notebook display.
+
+def fail(message):
+    """Bad input: one line that says what is wrong and what to do, exit status 2, no traceback."""
+    print(f"{SCRIPT}.py: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def check_args(args, given):
+    """Check the flag values and apply the resume rule; `given` lists the flags on the command line."""
+    checkpoint = None
+    if args.resume:  # the rule: every setting comes from the checkpoint, but those in RESUME_MAY_CHANGE
+        refused = [flag for flag in given if flag not in RESUME_MAY_CHANGE + ["--resume"]]
+        if refused:
+            fail(f"{refused[0]} cannot be given with --resume: a resumed run keeps the settings it was started "
+                 f"with (only {', '.join(RESUME_MAY_CHANGE)} may change); start a new run to change them")
+        checkpoint = read_checkpoint(args.resume)
+        for name, value in checkpoint["args"].items():
+            if f"--{name.replace('_', '-')}" not in given and name not in ("device", "workers", "max_steps", "resume"):
+                setattr(args, name, value)
+        args.out = os.path.dirname(os.path.abspath(args.resume))
+        if args.epochs <= checkpoint["epoch"]:
+            fail(f"the checkpoint has already trained {checkpoint['epoch']} epochs; ask for more with --epochs")
+        if args.max_steps is not None and args.max_steps <= checkpoint["step"]:
+            fail(f"the checkpoint has already made {checkpoint['step']} steps; ask for more with --max-steps")
+    else:
+        args.epochs = args.epochs or 5
+        args.out = args.out or os.path.join("runs", f"{SCRIPT}-{datetime.now():%Y%m%d-%H%M%S}")
+        if os.path.exists(args.out) and not (os.path.isdir(args.out) and not os.listdir(args.out)):
+            fail(f"--out {args.out} already exists and is not empty; choose a new folder "
+                 f"(or continue that run with --resume {os.path.join(args.out, 'checkpoint.pt')})")
+    for name in ("lr_d", "lr_g"):
+        if not (math.isfinite(getattr(args, name)) and getattr(args, name) > 0):
+            fail(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
+    if not (math.isfinite(args.lambda_gp) and args.lambda_gp >= 0):
+        fail(f"--lambda-gp must be >= 0, got {args.lambda_gp}")
+    for name, low in (("nz", 1), ("ngf", 1), ("ndf", 1), ("epochs", 1), ("n_critic", 1), ("max_steps", 1), ("workers", 0)):
+        if getattr(args, name) is not None and getattr(args, name) < low:
+            fail(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
+    if args.batch_size < 2:
+        fail(f"--batch-size must be >= 2 (the generator's batch norm needs two images), got {args.batch_size}")
+    if not (0 <= args.beta1 < 1 and 0 <= args.beta2 < 1):
+        fail(f"--beta1 and --beta2 must lie in [0, 1), got {args.beta1} and {args.beta2}")
+    if args.dataset in ("mnist", "cifar10") and args.image_size > 64:
+        fail(f"--dataset {args.dataset} holds {28 if args.dataset == 'mnist' else 32}-pixel images; "
+             f"use --image-size 32 (or 64)")
+    if args.dataset == "folder" and not os.path.isdir(os.path.expanduser(args.data_root)):
+        fail(f"--data-root {args.data_root} is not a folder; give the folder that holds your images")
+    if args.dataset in ("celeba", "folder") and args.workers and IN_NOTEBOOK and multiprocessing.get_start_method() != "fork":
+        print(f"{SCRIPT}: --workers 0, since workers started by {multiprocessing.get_start_method()} "
+              f"cannot import what a notebook cell defines")
+        args.workers = 0
+    gpus = {"cuda": ("CUDA", torch.cuda.is_available()), "mps": ("Apple", torch.backends.mps.is_available())}
+    if args.device == "auto":
+        args.device = next((name for name, (_, found) in gpus.items() if found), "cpu")
+    elif args.device in gpus and not gpus[args.device][1]:
+        fail(f"--device {args.device}: PyTorch sees no {gpus[args.device][0]} GPU here; use --device auto or cpu")
+    return args, checkpoint
+
+
+CHECKPOINT_KEYS = ["script", "args", "nc", "n_images", "step", "epoch", "G", "D", "opt_G", "opt_D",
+                   "fixed_noise", "history"]  # and "rng", the random state, in checkpoints that resume exactly
+
+
+def read_checkpoint(path):
+    if not os.path.isfile(path):
+        fail(f"--resume {path}: no such file; give the checkpoint.pt inside a run folder")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # whatever the reason, the file cannot be read as a checkpoint
+        fail(f"--resume {path} cannot be read as a checkpoint ({type(e).__name__}); give a checkpoint.pt written by {SCRIPT}.py")
+    script = checkpoint.get("script") if isinstance(checkpoint, dict) else None
+    if script != SCRIPT:
+        fail(f"--resume {path} was not written by {SCRIPT}.py" + (f" but by {script}.py; resume it with that script" if script else ""))
+    missing = [key for key in CHECKPOINT_KEYS if key not in checkpoint]
+    if missing:
+        fail(f"--resume {path} lacks {', '.join(missing)}: it is not a whole checkpoint of {SCRIPT}.py; start a new run")
+    return checkpoint
+
+
+def download(args):
+    """MNIST or CIFAR-10 as a uint8 tensor, from --data-root (downloaded there if absent)."""
+    root = os.path.expanduser(args.data_root)
+    sets = {"mnist": torchvision.datasets.MNIST, "cifar10": torchvision.datasets.CIFAR10}
+    try:
+        return torch.as_tensor(sets[args.dataset](root, train=True, download=True).data)
+    except (OSError, RuntimeError) as e:  # no internet (URLError is an OSError), or a broken file
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        fail(f"{args.dataset} is not in {root} and could not be downloaded ({reason}); "
+             f"connect to the internet, or point --data-root at a folder that holds it")
+
+
+def celeba_folder(args):
+    """<data-root>/celeba/img_align_celeba: all 202,599 aligned faces (a GAN needs no train/test split),
+    downloaded there by torchvision if absent."""
+    root = os.path.expanduser(args.data_root)
+    folder = os.path.join(root, "celeba", "img_align_celeba")
+    if not os.path.isdir(folder):
+        try:
+            torchvision.datasets.CelebA(root, split="all", download=True)
+        except Exception as e:  # no internet, no gdown, or the host's daily quota spent: all say the same
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            fail(f"CelebA is not in {folder} and could not be downloaded ({reason}); download "
+                 f"img_align_celeba.zip by hand from the CelebA page (mmlab.ie.cuhk.edu.hk/projects/CelebA.html), "
+                 f"unzip it and run with --dataset folder --data-root <the img_align_celeba folder>")
+    return folder
+
+
+class ImageFiles(torch.utils.data.Dataset):
+    """Every image file under a folder (searched recursively, no class subfolders needed), as an RGB tensor
+    in [-1, 1]: resized, then its centre square; for CelebA's 178x218 faces, the centre 178x178, then resized."""
+
+    def __init__(self, root, size, celeba=False):
+        self.paths = sorted(os.path.join(folder, name) for folder, _, names in os.walk(root) for name in names
+                            if name.lower().endswith((".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")))
+        crop = [T.CenterCrop(178), T.Resize(size)] if celeba else [T.Resize(size), T.CenterCrop(size)]
+        self.transform = T.Compose(crop + [T.ToTensor(), T.Normalize([0.5] * 3, [0.5] * 3)])
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        with Image.open(self.paths[i]) as image:
+            return self.transform(image.convert("RGB"))
+
+
+def ignore_ctrl_c(worker_id):
+    """In DataLoader workers: Ctrl-C is for the training process, which first finishes its step."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 LOG_COLUMNS = ["epoch", "step", "loss_D", "loss_G", "gp", "wasserstein"]
 
 
-def fetch(pending, history):
-    """Copy the pending statistics to the host in one go and append them to the history.
+class Run:
+    """A run's record: resuming, the progress line and log, Ctrl-C between steps, what it saves."""
 
-    On a GPU each .item() would wait for the GPU to finish; doing it once every LOG_EVERY steps
-    lets the GPU run ahead of Python the rest of the time.
-    """
-    stats = torch.stack([values for _, values in pending]).cpu()
-    history += [list(ids) + row for (ids, _), row in zip(pending, stats.tolist())]
-    pending.clear()
-    return stats
+    def __init__(self, args, checkpoint, n_images, steps_per_epoch, G, D, opt_G, opt_D, fixed_noise):
+        self.args, self.n_images, self.steps_per_epoch, self.fixed_noise = args, n_images, steps_per_epoch, fixed_noise
+        self.state = {"G": G, "D": D, "opt_G": opt_G, "opt_D": opt_D}  # each has a state_dict
+        self.step, self.history, self.pending, self.pictures, self.interrupted = 0, [], [], {}, False
+        if checkpoint:
+            self.resume(checkpoint)
+        self.total_steps = min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
+        self.timer = self.last_line = self.last_save = (time.perf_counter(), self.step)
+        os.makedirs(args.out, exist_ok=True)
+        print(f"{SCRIPT}: {n_images:,} {args.dataset} images of {DATASETS[args.dataset]}x{args.image_size}x"
+              f"{args.image_size} on {args.device}, G {sum(p.numel() for p in G.parameters()):,} and D "
+              f"{sum(p.numel() for p in D.parameters()):,} parameters, {steps_per_epoch} steps per epoch, "
+              f"writing to {args.out}", flush=True)
 
+    def resume(self, checkpoint):
+        if checkpoint["n_images"] != self.n_images:
+            fail(f"the checkpoint was trained on {checkpoint['n_images']:,} images, --data-root now holds "
+                 f"{self.n_images:,}; resume with the same data")
+        for name, thing in self.state.items():
+            thing.load_state_dict(checkpoint[name])
+        self.fixed_noise.copy_(checkpoint["fixed_noise"])
+        self.step, self.history = checkpoint["step"], checkpoint["history"]
+        if "rng" not in checkpoint:  # written before resuming was exact
+            print(f"{SCRIPT}: this checkpoint holds no random state: the resumed run draws new noise")
+            torch.manual_seed(self.args.seed + self.step)
+        for kind, state in checkpoint.get("rng", {}).items():  # the noise goes on as if never stopped
+            if kind == "cpu":
+                torch.set_rng_state(state)
+            elif kind == self.fixed_noise.device.type:  # cuda or mps
+                getattr(torch, kind).set_rng_state(state)
 
-def stop_diverged(out, history, steps_per_epoch):
-    save_log_and_plots(history, out, steps_per_epoch)
-    kept = ("the last good checkpoint is kept" if os.path.exists(os.path.join(out, "checkpoint.pt"))
-            else "no checkpoint had been written yet")
-    sys.exit(f"{SCRIPT}.py: error: the losses became NaN or infinite by step {history[-1][1]}: training diverged "
-             f"({kept} in {out}); try lower learning rates")
+    def __enter__(self):  # Ctrl-C, the first time, only asks the loop to stop after the step under way
+        self.old_handler = signal.signal(signal.SIGINT, self.on_ctrl_c)
+
+    def __exit__(self, *exception):
+        signal.signal(signal.SIGINT, self.old_handler)
+
+    def on_ctrl_c(self, signum, frame):
+        print("\ninterrupted: saving the checkpoint and plots after this step (Ctrl-C again: stop now)", flush=True)
+        self.interrupted = True
+        signal.signal(signal.SIGINT, self.old_handler)
+
+    def should_stop(self, step):
+        return step >= self.total_steps or self.interrupted
+
+    def log(self, step, *stats):
+        """Keep this step's statistics on the device; print a progress line every LOG_EVERY steps.
+
+        On a GPU, reading a number back (.item(), .tolist()) waits for the GPU to finish: doing it
+        once every LOG_EVERY steps, for all of them at once, lets the GPU run ahead of Python.
+        """
+        self.pending.append((step, torch.stack(stats).detach()))
+        if step % LOG_EVERY and step % self.steps_per_epoch and not self.should_stop(step):
+            return
+        self.fetch()
+        (t_start, step_start), (t_last, step_last), now = self.timer, self.last_line, time.perf_counter()
+        rate = (step - step_last) * self.args.n_critic * self.args.batch_size / (now - t_last)
+        left = (now - t_start) / (step - step_start) * (self.total_steps - step)
+        epoch, i = divmod(step - 1, self.steps_per_epoch)
+        loss_d, loss_g, gp, w_estimate = self.history[-1][2:]
+        print(f"[{epoch + 1}/{self.args.epochs}][{i + 1:4d}/{self.steps_per_epoch}] Loss_D {loss_d:.3f} "
+              f"Loss_G {loss_g:.3f} GP {gp:.3f} W {w_estimate:.3f} | {rate:,.0f} img/s, "
+              f"{left // 60:.0f}m{left % 60:02.0f}s left", flush=True)
+        self.last_line = (now, step)
+
+    def fetch(self):
+        """Copy the pending statistics to the host in one go; stop the run if they are not finite."""
+        stats = torch.stack([values for _, values in self.pending]).cpu() if self.pending else torch.zeros(0)
+        self.history += [[(s - 1) // self.steps_per_epoch + 1, s] + row for (s, _), row in zip(self.pending, stats.tolist())]
+        self.pending.clear()
+        if not torch.isfinite(stats).all():
+            save_log_and_plots(self.history, self.args.out, self.steps_per_epoch)
+            kept = "the last good checkpoint is kept" if os.path.exists(os.path.join(self.args.out, "checkpoint.pt")) \
+                else "no checkpoint had been written yet"
+            sys.exit(f"{SCRIPT}.py: error: the losses became NaN or infinite by step {self.history[-1][1]}: "
+                     f"training diverged ({kept} in {self.args.out}); try lower learning rates")
+
+    def save(self, epoch, step):
+        """Everything a run leaves: this epoch's sample grid, the checkpoint, the log and plots."""
+        self.fetch()
+        seconds, steps = time.perf_counter() - self.last_save[0], step - self.last_save[1]
+        print(f"epoch {epoch + 1}: {steps} steps in {seconds:.1f} s, "
+              f"{steps * self.args.n_critic * self.args.batch_size / seconds:,.0f} img/s", flush=True)
+        grid = os.path.join(self.args.out, f"samples_epoch_{epoch + 1:03d}.png")
+        save_samples(self.state["G"], self.fixed_noise, grid)
+        device = self.fixed_noise.device.type  # the random state of the CPU, and of the GPU if there is one
+        rng = {"cpu": torch.get_rng_state(), **({device: getattr(torch, device).get_rng_state()} if device != "cpu" else {})}
+        save_checkpoint(os.path.join(self.args.out, "checkpoint.pt"), {
+            "script": SCRIPT, "args": vars(self.args), "nc": DATASETS[self.args.dataset], "n_images": self.n_images,
+            "step": step, "epoch": step // self.steps_per_epoch, "fixed_noise": self.fixed_noise.cpu(),
+            "history": self.history, "rng": rng, **{name: thing.state_dict() for name, thing in self.state.items()}})
+        save_log_and_plots(self.history, self.args.out, self.steps_per_epoch)
+        if IN_NOTEBOOK:  # under the cell: the newest grid and the loss plot, each replaced in place
+            from IPython.display import Image as Picture, display
+            for kind, path in (("grid", grid), ("losses", os.path.join(self.args.out, "losses.png"))):
+                if kind in self.pictures:
+                    self.pictures[kind].update(Picture(filename=path))
+                else:
+                    self.pictures[kind] = display(Picture(filename=path), display_id=True)
+        self.last_save = (time.perf_counter(), step)
 
 
 @torch.no_grad()
@@ -486,35 +529,30 @@ def smooth(values, weight=0.95):
 def save_log_and_plots(history, out, steps_per_epoch):
     """log.csv (one row per generator update), losses.png, and progress.gif from the saved grids."""
     with open(os.path.join(out, "log.csv"), "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(LOG_COLUMNS)
-        writer.writerows([row[:2] + [f"{v:.5g}" for v in row[2:]] for row in history])
+        csv.writer(f).writerows([LOG_COLUMNS] + [row[:2] + [f"{v:.5g}" for v in row[2:]] for row in history])
     if not history:
         return
     steps = [row[1] for row in history]
     fig = Figure(figsize=(10, 9), layout="constrained")
     ax_loss, ax_w, ax_gp = fig.subplots(3, 1, sharex=True)
-    panels = ((ax_loss, "loss_D", "tab:blue", "Loss_D (critic)"), (ax_loss, "loss_G", "tab:orange", "Loss_G"),
-              (ax_w, "wasserstein", "tab:purple", "E[D(x)] - E[D(G(z))]"), (ax_gp, "gp", "tab:grey", "gradient penalty"))
-    for ax, column, color, label in panels:
+    for ax, column, color, label in ((ax_loss, "loss_D", "tab:blue", "Loss_D (critic)"),
+                                     (ax_loss, "loss_G", "tab:orange", "Loss_G"),
+                                     (ax_w, "wasserstein", "tab:purple", "E[D(x)] - E[D(G(z))]"),
+                                     (ax_gp, "gp", "tab:grey", "gradient penalty")):
         values = [row[LOG_COLUMNS.index(column)] for row in history]
         ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.6)
         ax.plot(steps, smooth(values), color=color, label=label)
         ax.legend(loc="upper right")
+        ax.vlines(range(steps_per_epoch, steps[-1], steps_per_epoch), 0, 1, transform=ax.get_xaxis_transform(),
+                  color="grey", alpha=0.3, linewidth=0.8)  # epoch boundaries
     ax_loss.set_ylabel("loss")
     ax_w.set_ylabel("Wasserstein estimate")  # falls as G's samples approach the data
-    ax_gp.set_ylabel("penalty (with lambda)")
-    ax_gp.set_xlabel(f"generator step ({steps_per_epoch} per epoch)")
-    for ax in (ax_loss, ax_w, ax_gp):
-        for e in range(steps_per_epoch, steps[-1], steps_per_epoch):
-            ax.axvline(e, color="grey", alpha=0.3, linewidth=0.8)  # epoch boundaries
+    ax_gp.set(ylabel="penalty (with lambda)", xlabel=f"generator step ({steps_per_epoch} per epoch)")
     fig.savefig(os.path.join(out, "losses.png"), dpi=100)
-
     frames = [Image.open(p) for p in sorted(glob.glob(os.path.join(out, "samples_epoch_*.png")))]
-    if frames:
-        durations = [600] * (len(frames) - 1) + [2000]  # hold the last epoch
+    if frames:  # each grid for 0.6 s, the last one for 2 s
         frames[0].save(os.path.join(out, "progress.gif"), save_all=True, append_images=frames[1:],
-                       duration=durations, loop=0)
+                       duration=[600] * (len(frames) - 1) + [2000], loop=0)
 
 
 if __name__ == "__main__":
