@@ -19,12 +19,12 @@ and G learns nothing. The losses tell the balance of the game, not the quality: 
 
 Recipe: DCGAN (Radford, Metz & Chintala 2015): transposed convolutions with batch norm and ReLU in
 G, strided convolutions with batch norm and LeakyReLU(0.2) in D, no pooling and no fully connected
-layers, Adam with beta1 = 0.5, weights from N(0, 0.02). Departures, all of them the course
-practical's defaults: 32x32 images (MNIST's 28x28, resized), so one block fewer than the paper's
-64x64 networks; narrower networks (ngf = 32, where the paper's G has 128 channels before its last
-layer); lr 5e-4 for G where the paper has 2e-4 (--image-size 64 --ngf 128 --lr-g 2e-4: the paper's).
-One of our own: at 64x64, G's last layer keeps PyTorch's default initialisation, without which D
-often wins in the first hundred steps (main says why; --weight-init normal puts N(0, 0.02) there).
+layers, Adam with beta1 = 0.5, weights from N(0, 0.02). Departures (the course practical's
+defaults): 32x32 images (MNIST's 28x28, resized), so one block fewer than the paper's 64x64
+networks; narrower networks (ngf = 32, where the paper's G has 128 channels before its last
+layer); lr 5e-4 for G where the paper has 2e-4. One of our own: at 64x64, G's last layer keeps
+PyTorch's default initialisation, without which D often wins in the first hundred steps (main says
+why). The paper's settings: --image-size 64 --ngf 128 --lr-g 2e-4 --weight-init normal.
 
     python dcgan.py                                   # MNIST at 32x32, 5 epochs
     python dcgan.py --ndf 256 --epochs 30 --loss saturating --data-root ../shared/data
@@ -70,8 +70,8 @@ def parse_args(argv=None):
     add("--nz", type=int, default=100, help="size of the noise vector z (default: 100)")
     add("--ngf", type=int, default=32, help="generator width: channels before its last layer (default: 32)")
     add("--ndf", type=int, default=32, help="discriminator width: channels of its first layer (default: 32)")
-    add("--weight-init", default="custom", choices=["custom", "normal", "default"], help="custom: DCGAN's N(0, 0.02) "
-        "(see the docstring); normal: N(0, 0.02) in every layer; default: PyTorch's")
+    add("--weight-init", default="custom", choices=["custom", "normal", "default"], help="custom: N(0, 0.02), but "
+        "PyTorch's in G's last layer at 64x64 (see main); normal: N(0, 0.02) everywhere; default: PyTorch's")
     add("--loss", default="non-saturating", choices=["non-saturating", "saturating"], help="G's loss, see the docstring")
     add("--epochs", type=int, default=None, help="passes over the training set (default: 5; with --resume, the run's)")
     add("--batch-size", type=int, default=128, help="images per batch (default: 128)")
@@ -82,7 +82,7 @@ def parse_args(argv=None):
     add("--d-steps", type=int, default=1, help="D updates per G update, each on a new batch (default: 1)")
     add("--seed", type=int, default=0, help="random seed (default: 0)")
     add("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"], help="auto: cuda, else mps, else cpu")
-    add("--workers", type=int, default=min(8, os.cpu_count() or 1), help="processes decoding a folder's images (up to 8)")
+    add("--workers", type=int, default=min(8, os.cpu_count() or 1), help="processes decoding a folder's images (default: the cores, at most 8)")
     add("--max-steps", type=int, default=None, help="stop once the run has made this many generator updates")
     add("--out", default=None, help="run folder (default: runs/dcgan-<date-time>)")
     add("--resume", default=None, metavar="CHECKPOINT", help="continue the run saved in this checkpoint.pt, with its "
@@ -103,7 +103,7 @@ def load_data(args, device):
     x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
     x = x.float().div_(127.5).sub_(1)  # [0, 255] -> [-1, 1], the range of G's Tanh (in place: less memory)
     if x.shape[-1] != args.image_size:  # 28 -> 32 or 64: DCGAN's strides want a power of two
-        x = F.interpolate(x, size=(args.image_size, args.image_size), mode="bilinear")  # upsampling: no antialias
+        x = F.interpolate(x, size=(args.image_size, args.image_size), mode="bilinear")  # only upsampling: no antialiasing needed
     return x.to(device)
 
 
@@ -127,8 +127,9 @@ def batches(data, args, epoch, skip, device):
 class Generator(nn.Module):
     """z -> image in [-1, 1]. At the defaults: 100x1x1 -> 128x4x4 -> 64x8x8 -> 32x16x16 -> 1x32x32.
 
-    Each transposed convolution doubles the size and halves the channels down to ngf, with batch
-    norm and ReLU between them and Tanh at the output; --image-size 64 adds one block (256x4x4 first).
+    The first transposed convolution turns z into a 4x4 map; each stride-2 block after it doubles the
+    size and halves the channels down to ngf, with batch norm and ReLU; the last layer maps ngf
+    channels to the image, with Tanh. --image-size 64 adds one block (256x4x4 first).
     """
 
     def __init__(self, nz=100, ngf=32, nc=1, image_size=32):
@@ -150,8 +151,8 @@ class Discriminator(nn.Module):
     """image -> one logit per image; D(x) = sigmoid(logit) is P(x is real). 1x32x32 -> 32x16x16 -> 64x8x8 -> 128x4x4 -> 1.
 
     The generator in reverse: stride-2 convolutions halve the size and double the channels from ndf,
-    with LeakyReLU(0.2) and batch norm on all but the first layer (the paper: not on D's input), then
-    a 4x4 convolution to a single logit. No sigmoid here: the loss takes logits (see the losses).
+    each followed by LeakyReLU(0.2), and by batch norm from the second on (the paper: none on D's
+    input); then a 4x4 convolution to a single logit. No sigmoid here: the loss takes logits (see the losses).
     """
 
     def __init__(self, ndf=32, nc=1, image_size=32):
@@ -218,7 +219,7 @@ def main(argv=None):
             # flat grey images (pre-tanh std 0.15, no pixel near -1, where most of MNIST is). At 64x64 D, a
             # block deeper, soon tells them from the smooth upsampled digits and can win before G learns
             # contrast. PyTorch's default init of that one layer (weights std 0.14) starts G at pre-tanh std 1.2.
-            G.net[-2].reset_parameters()
+            G.net[-2].reset_parameters()  # net[-2]: the last ConvTranspose2d (net[-1] is the Tanh)
     opt_G = torch.optim.Adam(G.parameters(), lr=args.lr_g, betas=(args.beta1, args.beta2))
     opt_D = torch.optim.Adam(D.parameters(), lr=args.lr_d, betas=(args.beta1, args.beta2))
     fixed_noise = torch.randn(64, args.nz, 1, 1, device=device)  # the same 64 z for every saved grid
@@ -228,6 +229,7 @@ def main(argv=None):
     run = Run(args, checkpoint, len(data), steps_per_epoch, G, D, opt_G, opt_D, fixed_noise)
     step = run.step  # generator updates so far
     with run:  # from here on, Ctrl-C finishes the step under way, then the run saves and stops
+        # step is 0 unless the run was resumed: then it starts mid-epoch, past the batches already used
         for epoch in range(step // steps_per_epoch, args.epochs):
             real_batches = batches(data, args, epoch, (step % steps_per_epoch) * args.d_steps, device)
             for _ in range(step % steps_per_epoch, steps_per_epoch):
@@ -237,7 +239,7 @@ def main(argv=None):
                     # Only the last fakes are scored again in G's step, which needs their graph through G
                     with torch.set_grad_enabled(k == args.d_steps - 1):
                         fake = G(torch.randn(args.batch_size, args.nz, 1, 1, device=device))
-                    out_real = D(real)
+                    out_real = D(real)  # logits: D(x) in the docstring is sigmoid(out_real)
                     out_fake = D(fake.detach())  # detach: L_D's gradient stops at D, and fake's graph stays for G
                     loss_D = discriminator_loss(out_real, out_fake)
                     opt_D.zero_grad(set_to_none=True)
@@ -291,7 +293,7 @@ def check_args(args, given):
         if args.max_steps is not None and args.max_steps <= checkpoint["step"]:
             fail(f"the checkpoint has already made {checkpoint['step']} steps; ask for more with --max-steps")
     else:
-        args.epochs = args.epochs or 5
+        args.epochs = 5 if args.epochs is None else args.epochs
         args.out = args.out or os.path.join("runs", f"{SCRIPT}-{datetime.now():%Y%m%d-%H%M%S}")
         if os.path.exists(args.out) and not (os.path.isdir(args.out) and not os.listdir(args.out)):
             fail(f"--out {args.out} already exists and is not empty; choose a new folder "

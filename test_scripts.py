@@ -198,6 +198,7 @@ def test_dcgan_d_steps_and_resume(tmp_path, capsys):
     (["--lr-g", "-0.001"], "--lr-g must be > 0"),
     (["--lr-g", "inf"], "--lr-g must be > 0"),
     (["--nz", "0"], "--nz must be >= 1"),
+    (["--epochs", "0"], "--epochs must be >= 1"),
     (["--batch-size", "1"], "--batch-size must be >= 2"),
     (["--image-size", "48"], "invalid choice"),
     (["--dataset", "folder", "--data-root", "/no/such/folder"], "is not a folder"),
@@ -744,6 +745,8 @@ def test_wgan_gp_bad_input_exits_2(tmp_path, capsys, monkeypatch):
     assert "--lambda-gp must be >= 0" in exits_with_error(wgan_gp.main, TINY + ["--lambda-gp", "nan"], capsys)
     assert "use --image-size 32" in exits_with_error(wgan_gp.main, ["--dataset", "mnist", "--image-size", "128"], capsys)
     assert "--n-critic must be >= 1" in exits_with_error(wgan_gp.main, TINY + ["--n-critic", "0"], capsys)
+    assert "--epochs must be >= 1" in exits_with_error(wgan_gp.main, TINY + ["--epochs", "0"], capsys)
+    assert "--epochs must be >= 1" in exits_with_error(cgan.main, TINY + ["--epochs", "0"], capsys)
     assert "invalid choice" in exits_with_error(wgan_gp.main, TINY + ["--image-size", "96"], capsys)
 
     def quota_exceeded(*args, **kwargs):

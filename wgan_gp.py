@@ -87,7 +87,7 @@ def parse_args(argv=None):
     add("--n-critic", type=int, default=5, help="critic updates per generator update, each on a new batch (default: 5)")
     add("--seed", type=int, default=0, help="random seed (default: 0)")
     add("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"], help="auto: cuda, else mps, else cpu")
-    add("--workers", type=int, default=min(8, os.cpu_count() or 1), help="processes decoding image files (up to 8)")
+    add("--workers", type=int, default=min(8, os.cpu_count() or 1), help="processes decoding image files (default: the cores, at most 8)")
     add("--max-steps", type=int, default=None, help="stop once the run has made this many generator updates")
     add("--out", default=None, help="run folder (default: runs/wgan_gp-<date-time>)")
     add("--resume", default=None, metavar="CHECKPOINT", help="continue the run saved in this checkpoint.pt, with its "
@@ -114,7 +114,7 @@ def load_data(args, device):
     x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
     x = x.float().div_(127.5).sub_(1)  # [0, 255] -> [-1, 1], the range of G's Tanh (in place: less memory)
     if x.shape[-1] != args.image_size:  # 28 or 32 -> 32 or 64: the networks' strides want a power of two
-        x = F.interpolate(x, size=(args.image_size, args.image_size), mode="bilinear")  # upsampling: no antialias
+        x = F.interpolate(x, size=(args.image_size, args.image_size), mode="bilinear")  # only upsampling: no antialiasing needed
     return x.to(device)
 
 
@@ -225,6 +225,7 @@ def main(argv=None):
     run = Run(args, checkpoint, len(data), steps_per_epoch, G, D, opt_G, opt_D, fixed_noise)
     step = run.step  # generator updates so far
     with run:  # from here on, Ctrl-C finishes the step under way, then the run saves and stops
+        # step is 0 unless the run was resumed: then it starts mid-epoch, past the batches already used
         for epoch in range(step // steps_per_epoch, args.epochs):
             real_batches = batches(data, args, epoch, (step % steps_per_epoch) * args.n_critic, device)
             for _ in range(step % steps_per_epoch, steps_per_epoch):
@@ -291,7 +292,7 @@ def check_args(args, given):
         if args.max_steps is not None and args.max_steps <= checkpoint["step"]:
             fail(f"the checkpoint has already made {checkpoint['step']} steps; ask for more with --max-steps")
     else:
-        args.epochs = args.epochs or 5
+        args.epochs = 5 if args.epochs is None else args.epochs
         args.out = args.out or os.path.join("runs", f"{SCRIPT}-{datetime.now():%Y%m%d-%H%M%S}")
         if os.path.exists(args.out) and not (os.path.isdir(args.out) and not os.listdir(args.out)):
             fail(f"--out {args.out} already exists and is not empty; choose a new folder "
