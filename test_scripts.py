@@ -827,8 +827,8 @@ def test_wgan_gp_penalty_of_a_quadratic_critic():
     assert torch.allclose(w.grad, expected, rtol=1e-5, atol=1e-7)
 
 
-def test_wgan_gp_one_call_scores_as_two():
-    """The training step scores real and fake in one critic call: the same scores as one call each."""
+def test_wgan_gp_critic_scores_each_sample_alone():
+    """No batch norm in the critic: a sample's score does not depend on the batch around it."""
     torch.manual_seed(0)
     for size in (32, 64):
         critic = wgan_gp.Critic(8, 3, size)

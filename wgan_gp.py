@@ -235,10 +235,9 @@ def main(argv=None):
                     real = next(real_batches)
                     with torch.no_grad():  # the critic's step needs no gradient through G
                         fake = G(torch.randn(args.batch_size, args.nz, device=device))
-                    # One call scores real and fake, and exactly: the critic has no batch norm (its GroupNorm(1, C)
-                    # normalises each sample on its own), so no score depends on the rest of the batch
-                    scores = D(torch.cat([real, fake]))
-                    score_real, score_fake = scores[:len(real)].mean(), scores[len(real):].mean()
+                    # One call on torch.cat([real, fake]) would give the same scores (no batch norm mixes the
+                    # samples), but measured 6-15 % slower on a CPU than these two
+                    score_real, score_fake = D(real).mean(), D(fake).mean()
                     gp = gradient_penalty(D, real, fake, args.lambda_gp)
                     loss_D = score_fake - score_real + gp
                     opt_D.zero_grad(set_to_none=True)
