@@ -42,14 +42,14 @@ from PIL import Image
 from torchvision.utils import make_grid, save_image
 
 SCRIPTS = ("dcgan", "cgan", "wgan_gp")  # the training scripts whose checkpoints this reads
-IN_NOTEBOOK = "ipykernel" in sys.modules  # Jupyter/Colab: sys.argv holds the kernel's own flags
+IN_NOTEBOOK = "ipykernel" in sys.modules  # Jupyter/Colab, a cell or %run: the picture goes under the cell
 
 
 # ----------------------------------------------------------------------------- flags
 def parse_args(argv=None):
-    if argv is None and IN_NOTEBOOK:
-        argv = []  # in a notebook, call main(["runs/<run>", "--mode", "slerp"]) to pass arguments
-    p = argparse.ArgumentParser(prog="interpolate.py", usage=argparse.SUPPRESS,  # errors stay one line
+    if argv is None:  # in a notebook: main(["runs/<run>", "--mode", "slerp"]), or %run interpolate.py runs/<run>
+        argv = [] if kernel_arguments() else sys.argv[1:]
+    p = argparse.ArgumentParser(prog="interpolate.py", usage=argparse.SUPPRESS, allow_abbrev=False,  # errors: one line
                                 description="Interpolate in a trained generator's latent space, or draw samples "
                                             "(see the docstring at the top of interpolate.py).")
     add = p.add_argument
@@ -64,7 +64,7 @@ def parse_args(argv=None):
     add("--seed", type=int, default=0, help="random seed: the same seed draws the same paths (default: 0)")
     add("--out", default=None, help="output image (default: interpolation_<mode>.png, or interpolation_<A>_to_<B>.png, "
         "in the run folder); with --samples, a new folder (default: samples/ in the run folder)")
-    add("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"], help="auto: cuda, else mps, else cpu")
+    add("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"], help="auto: cuda, else mps, else cpu (default: auto)")
     return check_args(p.parse_args(argv))
 
 
@@ -209,6 +209,12 @@ def check_args(args):
     return args
 
 
+def kernel_arguments():
+    """Whether sys.argv holds a notebook kernel's own arguments, its connection file (-f <file>, or --f=<file>
+    in VS Code), rather than this script's (%run interpolate.py runs/<run> puts those in sys.argv)."""
+    return IN_NOTEBOOK and any(a == "-f" or a.startswith("--f=") for a in sys.argv[1:])
+
+
 def load_generator(path, device):
     """Rebuild the generator of a training run from its checkpoint alone.
 
@@ -237,8 +243,16 @@ def load_generator(path, device):
         except ImportError as e:
             fail(f"cannot import {script}.py ({e}); run interpolate.py from the folder that holds {script}.py")
     a, n_classes = checkpoint["args"], checkpoint.get("n_classes", 0)
-    G = module.Generator(a["nz"], a["ngf"], checkpoint["nc"], a["image_size"], *([n_classes] if n_classes else []))
-    G.load_state_dict(checkpoint["G"])
+    lacking = [key for key in ("nz", "ngf", "image_size") if not isinstance(a, dict) or key not in a]
+    if lacking:
+        fail(f"{path}: its args lack {', '.join(lacking)}: it is not a whole checkpoint of {script}.py")
+    try:
+        G = module.Generator(a["nz"], a["ngf"], checkpoint["nc"], a["image_size"], *([n_classes] if n_classes else []))
+        G.load_state_dict(checkpoint["G"])
+    except (RuntimeError, TypeError) as e:  # Generator edited since the run: other layers, sizes or arguments
+        detail = (str(e).strip().splitlines() or [type(e).__name__])[-1].strip()  # the last mismatch it names
+        fail(f"{path} does not fit {script}.py's Generator as it is now ({detail[:200]}); "
+             f"draw with the Generator that trained it, or train a new run")
     # eval: batch norm uses its running statistics, so an image does not depend on the others in its batch
     return G.to(device).eval(), tuple(checkpoint["fixed_noise"].shape[1:]), n_classes
 

@@ -27,7 +27,8 @@ import wgan_gp
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MNIST_ROOT = os.path.join(HERE, "..", "shared", "data")
-TINY = ["--dataset", "fake", "--ngf", "8", "--ndf", "8", "--batch-size", "16"]
+CPU = ["--device", "cpu"]  # not auto: on a GPU machine the CPU tests stay on the CPU, where resuming is bit-exact
+TINY = ["--dataset", "fake", "--ngf", "8", "--ndf", "8", "--batch-size", "16"] + CPU
 WGAN_TINY = TINY + ["--image-size", "32"]
 RUN_FILES = ["samples_epoch_001.png", "progress.gif", "losses.png", "log.csv", "checkpoint.pt"]
 
@@ -64,7 +65,11 @@ def assert_same(a, b, where="checkpoint"):
 
 
 def assert_same_run(whole, parts, steps):
-    assert whole["step"] == parts["step"] == steps and whole["history"] == parts["history"]
+    """The same training, bit for bit. The history's spread column differs in one way: a run stopped
+    mid-epoch drew a grid there, and its spread was logged at that step."""
+    assert whole["step"] == parts["step"] == steps
+    assert [row[:-1] for row in whole["history"]] == [row[:-1] for row in parts["history"]]
+    assert whole["history"][-1][-1] == parts["history"][-1][-1]
     for name in ("G", "D", "opt_G", "opt_D"):
         assert_same(whole[name], parts[name], name)
 
@@ -168,6 +173,91 @@ def test_dcgan_losses_match_hand_computed_values():
     assert dcgan.generator_loss(torch.tensor([-200.0]), "non-saturating").item() == pytest.approx(200.0)
 
 
+# ----- the signals a run records: gradient norms, the critic's slope, the spread across z
+SIZE = {dcgan: [], cgan: [], wgan_gp: ["--image-size", "32"]}
+
+
+@pytest.mark.parametrize("module", [dcgan, cgan, wgan_gp])
+def test_grad_norm_is_the_norm_of_every_gradient_together(module):
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    net(torch.randn(5, 3)).pow(2).sum().backward()
+    by_hand = math.sqrt(sum((p.grad ** 2).sum().item() for p in net.parameters()))
+    assert module.grad_norm(net).item() == pytest.approx(by_hand, rel=1e-6)
+
+
+def test_spread_across_z():
+    a, b = torch.zeros(1, 4, 4), torch.ones(1, 4, 4)
+    for module in (dcgan, wgan_gp):
+        assert module.spread_across_z(torch.stack([a, a, a])).item() == 0  # one image for every z
+        assert module.spread_across_z(torch.stack([a, b])).item() == pytest.approx(1 / math.sqrt(2))  # std of {0, 1}
+    # cgan: within each class's row only. Each class draws one image for every z: the spread is 0,
+    # however much the classes differ; in a row of {a, b}, each pixel's std is 1/sqrt(2).
+    assert cgan.spread_across_z(torch.stack([torch.stack([a, a]), torch.stack([b, b])])).item() == 0
+    assert cgan.spread_across_z(torch.stack([torch.stack([a, b]), torch.stack([b, b])])).item() == \
+        pytest.approx(1 / math.sqrt(2) / 2)
+
+
+@pytest.mark.parametrize("module", [dcgan, cgan, wgan_gp])
+def test_log_has_the_gradient_norms_and_the_spread(module, tmp_path, capsys):
+    out = tmp_path / "run"
+    # 1024 fake images / 16 = 64 batches: 2 epochs of 32 steps (wgan_gp: of 6 steps, 5 critic steps each)
+    module.main(TINY + SIZE[module] + ["--epochs", "2", "--out", str(out)] +
+                (["--d-steps", "2"] if module is not wgan_gp else []))
+    rows = read_log(out)
+    columns = ["grad_G", "grad_D"] + (["grad_x_hat"] if module is wgan_gp else [])
+    assert all(0 < float(row[c]) < math.inf for row in rows for c in columns)
+    per_epoch = len(rows) // 2
+    spreads = {int(row["step"]): float(row["spread"]) for row in rows if row["spread"]}
+    assert list(spreads) == [per_epoch, 2 * per_epoch]  # one per grid: at each epoch's end
+    assert all(0 < s < 2 for s in spreads.values())  # a std of values in [-1, 1]
+    printed = re.findall(r"^epoch \d: .* spread across z (\d\.\d{3})$", capsys.readouterr().out, re.M)
+    assert [float(s) for s in printed] == pytest.approx(list(spreads.values()), abs=6e-4)
+    # the grid's spread, by hand, from the checkpoint's G and fixed noise
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    a = checkpoint["args"]
+    if module is cgan:
+        G = module.Generator(a["nz"], a["ngf"], checkpoint["nc"], a["image_size"], checkpoint["n_classes"])
+        G.load_state_dict(checkpoint["G"])
+        images = G.eval()(*cgan.grid_inputs(checkpoint["fixed_noise"], checkpoint["n_classes"]))
+        by_hand = images.view(checkpoint["n_classes"], 10, -1).std(dim=1).mean()
+    else:
+        G = module.Generator(a["nz"], a["ngf"], checkpoint["nc"], a["image_size"])
+        G.load_state_dict(checkpoint["G"])
+        by_hand = G.eval()(checkpoint["fixed_noise"]).flatten(1).std(dim=0).mean()
+    assert spreads[2 * per_epoch] == pytest.approx(by_hand.item(), rel=1e-4)
+
+
+@pytest.mark.parametrize("module", [dcgan, cgan, wgan_gp])
+def test_recording_the_signals_does_not_change_training(module, tmp_path, monkeypatch):
+    argv = TINY + SIZE[module] + ["--max-steps", "4"]
+    module.main(argv + ["--out", str(tmp_path / "recorded")])
+    monkeypatch.setattr(module, "grad_norm", lambda net: torch.ones(()))  # reads no gradient
+    module.main(argv + ["--out", str(tmp_path / "not_recorded")])
+    recorded, not_recorded = (torch.load(tmp_path / name / "checkpoint.pt", weights_only=True)
+                              for name in ("recorded", "not_recorded"))
+    for name in ("G", "D", "opt_G", "opt_D"):
+        assert_same(recorded[name], not_recorded[name], name)
+    assert recorded["history"][-1][6] != 1 and not_recorded["history"][-1][6] == 1  # grad_G was and was not read
+
+
+@pytest.mark.parametrize("module", [dcgan, cgan, wgan_gp])
+def test_a_checkpoint_from_before_the_signals_resumes(module, tmp_path, capsys):
+    """Checkpoints written before grad_G, grad_D (grad_x_hat) and spread were logged hold shorter history
+    rows: they resume, their steps' new columns stay empty, and interpolate.py draws from them."""
+    out = tmp_path / "run"
+    module.main(TINY + SIZE[module] + ["--max-steps", "2", "--out", str(out)])
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    checkpoint["history"] = [row[:6] for row in checkpoint["history"]]  # as the scripts wrote it before
+    torch.save(checkpoint, out / "checkpoint.pt")
+    module.main(["--resume", str(out / "checkpoint.pt"), "--max-steps", "4"] + CPU)
+    rows = read_log(out)
+    assert [row["grad_G"] for row in rows[:2]] == ["", ""] and all(float(row["grad_G"]) > 0 for row in rows[2:])
+    assert [bool(row["spread"]) for row in rows] == [False, False, False, True]
+    assert (out / "losses.png").stat().st_size > 0
+    interpolate.main([str(out), "--pairs", "2", "--steps", "3", "--out", str(tmp_path / "walk.png")] + CPU)
+    assert (tmp_path / "walk.png").stat().st_size > 0
+
+
 def test_dcgan_d_steps_and_resume(tmp_path, capsys):
     out = str(tmp_path / "run")
     checkpoint_path = os.path.join(out, "checkpoint.pt")
@@ -176,12 +266,12 @@ def test_dcgan_d_steps_and_resume(tmp_path, capsys):
     checkpoint = torch.load(checkpoint_path, weights_only=True)
     assert (checkpoint["step"], checkpoint["epoch"], len(checkpoint["history"])) == (10, 0, 10)
 
-    dcgan.main(["--resume", checkpoint_path])  # goes on to the run's own --epochs 1, from step 11
+    dcgan.main(["--resume", checkpoint_path] + CPU)  # goes on to the run's own --epochs 1, from step 11
     checkpoint = torch.load(checkpoint_path, weights_only=True)
     assert (checkpoint["step"], checkpoint["epoch"]) == (32, 1)
     assert checkpoint["opt_D"]["state"][0]["step"].item() == 64 and checkpoint["opt_G"]["state"][0]["step"].item() == 32
 
-    dcgan.main(["--resume", checkpoint_path, "--epochs", "2"])
+    dcgan.main(["--resume", checkpoint_path, "--epochs", "2"] + CPU)
     checkpoint = torch.load(checkpoint_path, weights_only=True)
     assert (checkpoint["step"], checkpoint["epoch"]) == (64, 2)
     assert [int(r["step"]) for r in read_log(out)] == list(range(1, 65))
@@ -245,11 +335,16 @@ def test_dcgan_nan_stops_the_run(tmp_path, capsys, monkeypatch):
     assert not os.path.exists(tmp_path / "run" / "checkpoint.pt")
 
 
-def test_dcgan_notebook_ignores_kernel_arguments(monkeypatch):
+def test_dcgan_notebook_ignores_kernel_arguments_but_not_run_flags(monkeypatch):
     monkeypatch.setattr(dcgan, "IN_NOTEBOOK", True)
-    monkeypatch.setattr(sys, "argv", ["colab_kernel_launcher.py", "-f", "/root/kernel-1.json"])
-    args, checkpoint = dcgan.parse_args()
-    assert args.nz == 100 and args.dataset == "mnist" and checkpoint is None
+    for kernel in (["colab_kernel_launcher.py", "-f", "/root/kernel-1.json"],  # Colab, Jupyter
+                   ["ipykernel_launcher.py", "--f=/run/user/jupyter/kernel-v2-1.json"]):  # VS Code
+        monkeypatch.setattr(sys, "argv", kernel)
+        args, checkpoint = dcgan.parse_args()
+        assert args.nz == 100 and args.dataset == "mnist" and checkpoint is None
+    monkeypatch.setattr(sys, "argv", ["dcgan.py", "--nz", "7", "--dataset", "fake"])  # %run dcgan.py --nz 7 --dataset fake
+    args, _ = dcgan.parse_args()
+    assert args.nz == 7 and args.dataset == "fake"
 
 
 def test_dcgan_command_line_error_and_ctrl_c(tmp_path):
@@ -280,8 +375,8 @@ def test_dcgan_resume_is_exact(tmp_path):
     flags = TINY + ["--batch-size", "64", "--d-steps", "2", "--epochs", "2"]  # 16 batches: 8 steps per epoch
     dcgan.main(flags + ["--out", str(tmp_path / "whole")])
     dcgan.main(flags + ["--max-steps", "3", "--out", str(tmp_path / "parts")])
-    dcgan.main(["--resume", str(tmp_path / "parts" / "checkpoint.pt"), "--max-steps", "11"])
-    dcgan.main(["--resume", str(tmp_path / "parts" / "checkpoint.pt")])
+    dcgan.main(["--resume", str(tmp_path / "parts" / "checkpoint.pt"), "--max-steps", "11"] + CPU)
+    dcgan.main(["--resume", str(tmp_path / "parts" / "checkpoint.pt")] + CPU)
     whole, parts = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True) for run in ("whole", "parts"))
     assert_same_run(whole, parts, 16)
 
@@ -310,7 +405,7 @@ def test_dcgan_resumes_a_checkpoint_without_random_state(tmp_path, capsys):
     checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
     del checkpoint["rng"]  # as the scripts wrote them before resuming was exact
     torch.save(checkpoint, out / "checkpoint.pt")
-    dcgan.main(["--resume", str(out / "checkpoint.pt"), "--max-steps", "4"])
+    dcgan.main(["--resume", str(out / "checkpoint.pt"), "--max-steps", "4"] + CPU)
     assert "no random state" in capsys.readouterr().out and len(read_log(out)) == 4
 
 
@@ -338,16 +433,16 @@ def test_dcgan_notebook_shows_each_epoch_in_place(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not os.path.isdir(os.path.join(MNIST_ROOT, "MNIST")), reason="no MNIST in ../shared/data")
 def test_dcgan_real_mnist(tmp_path):
-    args, _ = dcgan.parse_args(["--data-root", MNIST_ROOT, "--out", str(tmp_path / "unused")])
+    args, _ = dcgan.parse_args(["--data-root", MNIST_ROOT, "--out", str(tmp_path / "unused")] + CPU)
     data = dcgan.load_data(args, torch.device("cpu"))
     assert data.shape == (60_000, 1, 32, 32) and data.dtype == torch.float32
     assert data.min() == -1 and data.max() == 1
     out = tmp_path / "run"
-    dcgan.main(["--data-root", MNIST_ROOT, "--max-steps", "30", "--batch-size", "64", "--out", str(out)])
+    dcgan.main(["--data-root", MNIST_ROOT, "--max-steps", "30", "--batch-size", "64", "--out", str(out)] + CPU)
     rows = read_log(out)
     assert len(rows) == 30 and all(math.isfinite(float(r["loss_G"])) for r in rows)
     # resuming needs no --data-root: the run's own comes from the checkpoint
-    dcgan.main(["--resume", str(out / "checkpoint.pt"), "--max-steps", "35"])
+    dcgan.main(["--resume", str(out / "checkpoint.pt"), "--max-steps", "35"] + CPU)
     assert len(read_log(out)) == 35
 
 
@@ -394,6 +489,8 @@ def test_cgan_d_label_off_runs(tmp_path):
     cgan.main(TINY + ["--d-label", "off", "--max-steps", "2", "--out", str(tmp_path / "run")])
     checkpoint = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert checkpoint["args"]["d_label"] == "off" and len(checkpoint["history"]) == 2
+    # D's first layer takes the image's 3 channels only: no 10 label maps stacked on them
+    assert checkpoint["D"]["net.0.weight"].shape[1] == checkpoint["nc"] == 3
 
 
 def test_cgan_bad_input_exits_2(tmp_path, capsys):
@@ -421,7 +518,7 @@ def test_cgan_folder_of_classes(tmp_path):
             Image.new("RGB", (40, 40), colour).save(tmp_path / "data" / name / f"{k}.png")
     out = tmp_path / "run"
     cgan.main(["--dataset", "folder", "--data-root", str(tmp_path / "data"), "--workers", "0",
-               "--batch-size", "8", "--ngf", "8", "--ndf", "8", "--epochs", "1", "--out", str(out)])
+               "--batch-size", "8", "--ngf", "8", "--ndf", "8", "--epochs", "1", "--out", str(out)] + CPU)
     checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
     assert checkpoint["classes"] == ["blue", "red"] and checkpoint["nc"] == 3 and len(checkpoint["history"]) == 2
 
@@ -472,8 +569,8 @@ def test_cgan_resume_is_exact(tmp_path):
     flags = TINY + ["--batch-size", "64", "--d-steps", "2", "--epochs", "2"]  # 16 batches: 8 steps per epoch
     cgan.main(flags + ["--out", str(tmp_path / "whole")])
     cgan.main(flags + ["--max-steps", "3", "--out", str(tmp_path / "parts")])
-    cgan.main(["--resume", str(tmp_path / "parts" / "checkpoint.pt"), "--max-steps", "11"])
-    cgan.main(["--resume", str(tmp_path / "parts" / "checkpoint.pt")])
+    cgan.main(["--resume", str(tmp_path / "parts" / "checkpoint.pt"), "--max-steps", "11"] + CPU)
+    cgan.main(["--resume", str(tmp_path / "parts" / "checkpoint.pt")] + CPU)
     whole, parts = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True) for run in ("whole", "parts"))
     assert_same_run(whole, parts, 16)
 
@@ -482,11 +579,11 @@ def test_cgan_resume_is_exact_from_a_folder(tmp_path):
     """The same with ImageFolder and worker processes: each epoch's batches come back in the same order."""
     class_folders(tmp_path / "data", ["blue", "red"])  # 16 images, batches of 4: 4 steps per epoch
     flags = ["--dataset", "folder", "--data-root", str(tmp_path / "data"), "--workers", "2", "--batch-size", "4",
-             "--ngf", "8", "--ndf", "8", "--epochs", "2"]
+             "--ngf", "8", "--ndf", "8", "--epochs", "2"] + CPU
     cgan.main(flags + ["--out", str(tmp_path / "whole")])
     cgan.main(flags + ["--max-steps", "1", "--out", str(tmp_path / "parts")])
-    cgan.main(["--resume", str(tmp_path / "parts" / "checkpoint.pt"), "--max-steps", "6", "--workers", "0"])
-    cgan.main(["--resume", str(tmp_path / "parts" / "checkpoint.pt")])
+    cgan.main(["--resume", str(tmp_path / "parts" / "checkpoint.pt"), "--max-steps", "6", "--workers", "0"] + CPU)
+    cgan.main(["--resume", str(tmp_path / "parts" / "checkpoint.pt")] + CPU)
     whole, parts = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True) for run in ("whole", "parts"))
     assert_same_run(whole, parts, 8)
     assert whole["classes"] == ["blue", "red"]
@@ -525,10 +622,10 @@ def test_cgan_incomplete_checkpoint_exits_2(tmp_path, capsys):
 def test_cgan_renamed_class_folder_is_refused_on_resume(tmp_path, capsys):
     class_folders(tmp_path / "data", ["cats", "dogs"])
     cgan.main(["--dataset", "folder", "--data-root", str(tmp_path / "data"), "--workers", "0", "--batch-size", "8",
-               "--ngf", "8", "--ndf", "8", "--epochs", "1", "--out", str(tmp_path / "run")])
+               "--ngf", "8", "--ndf", "8", "--epochs", "1", "--out", str(tmp_path / "run")] + CPU)
     os.rename(tmp_path / "data" / "dogs", tmp_path / "data" / "wolves")  # as many images, but label 1 means another class
     checkpoint = str(tmp_path / "run" / "checkpoint.pt")
-    err = exits_with_error(cgan.main, ["--resume", checkpoint, "--epochs", "2", "--workers", "0"], capsys)
+    err = exits_with_error(cgan.main, ["--resume", checkpoint, "--epochs", "2", "--workers", "0"] + CPU, capsys)
     assert "class 1 is 'dogs' in the checkpoint but 'wolves' in --data-root" in err and "same class folders" in err
     assert len(read_log(tmp_path / "run")) == 2  # nothing was trained or written
 
@@ -553,7 +650,7 @@ def test_cgan_resumes_a_checkpoint_without_random_state(tmp_path, capsys):
     checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
     del checkpoint["rng"]  # as cgan.py wrote them before resuming was exact
     torch.save(checkpoint, out / "checkpoint.pt")
-    cgan.main(["--resume", str(out / "checkpoint.pt"), "--max-steps", "4"])
+    cgan.main(["--resume", str(out / "checkpoint.pt"), "--max-steps", "4"] + CPU)
     assert "no random state" in capsys.readouterr().out and len(read_log(out)) == 4
 
 
@@ -596,7 +693,7 @@ def runs(tmp_path_factory):
 @pytest.mark.parametrize("mode", ["linear", "slerp"])
 def test_interpolate_grid_and_end_columns(runs, script, mode, tmp_path):
     out = tmp_path / "grid.png"
-    interpolate.main([runs[script], "--pairs", "3", "--steps", "5", "--mode", mode, "--out", str(out), "--gif"])
+    interpolate.main([runs[script], "--pairs", "3", "--steps", "5", "--mode", mode, "--out", str(out), "--gif"] + CPU)
     with Image.open(out) as grid:
         assert grid.size == (5 * 34 + 2, 3 * 34 + 2)  # columns = steps, rows = pairs
     assert (tmp_path / "grid.gif").exists()
@@ -625,7 +722,7 @@ def test_slerp_keeps_the_norm_between_the_ends():
 
 def test_interpolate_label_morph(runs, tmp_path, capsys):
     out = tmp_path / "morph.png"
-    interpolate.main([runs["cgan"], "--labels", "1", "7", "--pairs", "2", "--steps", "4", "--out", str(out)])
+    interpolate.main([runs["cgan"], "--labels", "1", "7", "--pairs", "2", "--steps", "4", "--out", str(out)] + CPU)
     with Image.open(out) as grid:
         assert grid.size == (4 * 34 + 2, 2 * 34 + 2)
     G, z_shape, n_classes = interpolate.load_generator(os.path.join(runs["cgan"], "checkpoint.pt"), torch.device("cpu"))
@@ -651,7 +748,7 @@ def test_interpolate_bad_input_exits_2(tmp_path, capsys):
 
 def test_interpolate_samples_one_file_each(runs, tmp_path, capsys):
     out = tmp_path / "samples"
-    interpolate.main([runs["dcgan"], "--samples", "7", "--out", str(out)])
+    interpolate.main([runs["dcgan"], "--samples", "7", "--out", str(out)] + CPU)
     assert sorted(os.listdir(out)) == [f"{i:05d}.png" for i in range(7)]
     with Image.open(out / "00006.png") as image:
         assert image.size == (32, 32)
@@ -714,9 +811,11 @@ def test_wgan_gp_penalty_of_a_linear_critic():
     critic = lambda x: (x * w).flatten(1).sum(1)  # D(x) = w.x: grad D = w everywhere
     real, fake = torch.randn(5, 2, 4, 4), torch.randn(5, 2, 4, 4)
     expected = 10 * (w.norm().item() - 1) ** 2
-    assert wgan_gp.gradient_penalty(critic, real, fake, 10.0).item() == pytest.approx(expected, rel=1e-5)
+    penalty, slope = wgan_gp.gradient_penalty(critic, real, fake, 10.0)
+    assert penalty.item() == pytest.approx(expected, rel=1e-5) and slope.item() == pytest.approx(w.norm().item(), rel=1e-5)
     unit = w / w.norm()  # a 1-Lipschitz linear critic pays no penalty
-    assert wgan_gp.gradient_penalty(lambda x: (x * unit).flatten(1).sum(1), real, fake, 10.0).item() < 1e-8
+    penalty, slope = wgan_gp.gradient_penalty(lambda x: (x * unit).flatten(1).sum(1), real, fake, 10.0)
+    assert penalty.item() < 1e-8 and slope.item() == pytest.approx(1, rel=1e-5)
 
 
 def test_wgan_gp_n_critic_updates_per_generator_update(tmp_path):
@@ -736,7 +835,7 @@ def test_wgan_gp_folder_of_images(tmp_path):
     out = tmp_path / "run"
     wgan_gp.main(["--dataset", "folder", "--data-root", str(tmp_path / "pictures"), "--image-size", "32",
                   "--ngf", "8", "--ndf", "8", "--batch-size", "4", "--n-critic", "3", "--workers", "0",
-                  "--epochs", "1", "--out", str(out)])
+                  "--epochs", "1", "--out", str(out)] + CPU)
     assert len(read_log(out)) == 1 and (out / "samples_epoch_001.png").exists()
 
 
@@ -765,7 +864,7 @@ def test_wgan_gp_celeba_reads_the_aligned_faces_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(wgan_gp.torchvision.datasets, "CelebA", None)  # no download attempt may happen
     out = tmp_path / "run"
     wgan_gp.main(["--data-root", str(tmp_path), "--image-size", "32", "--ngf", "8", "--ndf", "8",
-                  "--batch-size", "4", "--n-critic", "2", "--workers", "0", "--epochs", "1", "--out", str(out)])
+                  "--batch-size", "4", "--n-critic", "2", "--workers", "0", "--epochs", "1", "--out", str(out)] + CPU)
     assert len(read_log(out)) == 1
 
 
@@ -775,9 +874,9 @@ def test_wgan_gp_resume_is_exact(tmp_path):
     wgan_gp.main(flags + ["--out", str(tmp_path / "whole")])
     wgan_gp.main(flags + ["--max-steps", "3", "--out", str(tmp_path / "parts")])
     checkpoint = str(tmp_path / "parts" / "checkpoint.pt")
-    wgan_gp.main(["--resume", checkpoint, "--max-steps", "11"])  # from mid-epoch 1 into mid-epoch 2
+    wgan_gp.main(["--resume", checkpoint, "--max-steps", "11"] + CPU)  # from mid-epoch 1 into mid-epoch 2
     assert torch.load(checkpoint, weights_only=True)["step"] == 11
-    wgan_gp.main(["--resume", checkpoint])  # from mid-epoch 2 to the run's own end
+    wgan_gp.main(["--resume", checkpoint] + CPU)  # from mid-epoch 2 to the run's own end
     whole, parts = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True) for run in ("whole", "parts"))
     assert_same_run(whole, parts, 16)
     assert whole["opt_D"]["state"][0]["step"].item() == 2 * 16
@@ -790,12 +889,12 @@ def test_wgan_gp_resume_is_exact_from_a_folder(tmp_path):
         folder.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (40 + k, 36), (10 * k, 255 - 10 * k, 90)).save(folder / f"{k}.png")
     flags = ["--dataset", "folder", "--data-root", str(tmp_path / "data"), "--image-size", "32", "--ngf", "8",
-             "--ndf", "8", "--batch-size", "4", "--n-critic", "2", "--workers", "2", "--epochs", "2"]
+             "--ndf", "8", "--batch-size", "4", "--n-critic", "2", "--workers", "2", "--epochs", "2"] + CPU
     wgan_gp.main(flags + ["--out", str(tmp_path / "whole")])
     wgan_gp.main(flags + ["--max-steps", "1", "--out", str(tmp_path / "parts")])
     checkpoint = str(tmp_path / "parts" / "checkpoint.pt")
-    wgan_gp.main(["--resume", checkpoint, "--max-steps", "4", "--workers", "0"])  # across the boundary at 3
-    wgan_gp.main(["--resume", checkpoint])
+    wgan_gp.main(["--resume", checkpoint, "--max-steps", "4", "--workers", "0"] + CPU)  # across the boundary at 3
+    wgan_gp.main(["--resume", checkpoint] + CPU)
     whole, parts = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True) for run in ("whole", "parts"))
     assert_same_run(whole, parts, 6)
 
@@ -818,8 +917,9 @@ def test_wgan_gp_penalty_of_a_quadratic_critic():
     grad = w * x_hat  # grad D(x_hat), by hand
     by_hand = lambda_gp * ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
     torch.manual_seed(k)
-    penalty = wgan_gp.gradient_penalty(critic, real, fake, lambda_gp)
+    penalty, slope = wgan_gp.gradient_penalty(critic, real, fake, lambda_gp)
     assert penalty.item() == pytest.approx(by_hand.item(), rel=1e-5)
+    assert slope.item() == pytest.approx(grad.flatten(1).norm(dim=1).mean().item(), rel=1e-5)
     assert penalty.requires_grad, "the penalty cannot be minimised: its gradient graph is missing (create_graph)"
     penalty.backward()
     expected, = torch.autograd.grad(by_hand, w)
@@ -875,8 +975,8 @@ def test_wgan_gp_resume_rule(tmp_path, capsys):
     saved = torch.load(checkpoint, weights_only=True)
     assert len(read_log(out)) == 3 and saved["opt_D"]["state"][0]["step"].item() == 3  # still one critic step per step
     assert (saved["args"]["n_critic"], saved["args"]["lambda_gp"], saved["args"]["batch_size"]) == (1, 5.0, 256)
-    wgan_gp.main(["--resume", checkpoint])  # to the end of the run's own single epoch
-    assert "already trained 1 epochs" in exits_with_error(wgan_gp.main, ["--resume", checkpoint], capsys)
+    wgan_gp.main(["--resume", checkpoint] + CPU)  # to the end of the run's own single epoch
+    assert "already trained 1 epoch," in exits_with_error(wgan_gp.main, ["--resume", checkpoint], capsys)
 
 
 def test_wgan_gp_incomplete_checkpoint_exits_2(tmp_path, capsys):
@@ -900,10 +1000,10 @@ def test_wgan_gp_resumes_a_checkpoint_without_random_state(tmp_path, capsys):
     os.makedirs(tmp_path / "copy")
     torch.save(checkpoint, tmp_path / "copy" / "checkpoint.pt")
     capsys.readouterr()
-    wgan_gp.main(["--resume", str(out / "checkpoint.pt"), "--max-steps", "4"])
+    wgan_gp.main(["--resume", str(out / "checkpoint.pt"), "--max-steps", "4"] + CPU)
     assert "holds no random state" in capsys.readouterr().out and len(read_log(out)) == 4
     # the new noise comes from the seed and the step: resuming the same checkpoint again draws the same
-    wgan_gp.main(["--resume", str(tmp_path / "copy" / "checkpoint.pt"), "--max-steps", "4"])
+    wgan_gp.main(["--resume", str(tmp_path / "copy" / "checkpoint.pt"), "--max-steps", "4"] + CPU)
     a, b = (torch.load(folder / "checkpoint.pt", weights_only=True) for folder in (out, tmp_path / "copy"))
     assert_same_run(a, b, 4)
 
@@ -929,3 +1029,279 @@ def test_wgan_gp_notebook_shows_each_epoch_in_place(tmp_path, monkeypatch):
     wgan_gp.main(WGAN_TINY + ["--n-critic", "2", "--epochs", "3", "--out", str(out)])  # 4 batches of 16: 2 steps per epoch
     assert [[os.path.basename(p) for p in pictures] for pictures in shown] == [
         ["samples_epoch_001.png", "samples_epoch_002.png", "samples_epoch_003.png"], ["losses.png"] * 3]
+
+
+# ----- issue 20: runs wherever a student runs it
+EXTRA = {dcgan: [], cgan: [], wgan_gp: ["--image-size", "32", "--n-critic", "1"]}  # small and quick in each script
+GPU = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else None
+needs_gpu = pytest.mark.skipif(GPU is None, reason="no CUDA or Apple GPU here")
+
+
+def no_name_resolution(*args, **kwargs):
+    """socket.getaddrinfo on a machine without internet: every download fails as it does offline."""
+    import socket
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
+@pytest.mark.parametrize("module", [cgan, wgan_gp])
+def test_notebook_ignores_kernel_arguments_but_not_run_flags(module, monkeypatch):
+    monkeypatch.setattr(module, "IN_NOTEBOOK", True)
+    monkeypatch.setattr(sys, "argv", ["ipykernel_launcher.py", "-f", "/root/kernel-1.json"])  # a cell
+    args, _ = module.parse_args()
+    assert args.nz == (100 if module is cgan else 128)
+    monkeypatch.setattr(sys, "argv", [f"{module.SCRIPT}.py", "--nz", "7", "--dataset", "fake"])  # %run
+    args, _ = module.parse_args()
+    assert args.nz == 7 and args.dataset == "fake"
+
+
+def test_interpolate_notebook_ignores_kernel_arguments_but_not_run_flags(runs, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(interpolate, "IN_NOTEBOOK", True)
+    monkeypatch.chdir(tmp_path)  # no runs/ here
+    monkeypatch.setattr(sys, "argv", ["ipykernel_launcher.py", "--f=/run/user/jupyter/kernel-v2-1.json"])  # a cell
+    assert "none in runs/" in exits_with_error(interpolate.parse_args, None, capsys)
+    monkeypatch.setattr(sys, "argv", ["interpolate.py", runs["cgan"], "--mode", "slerp"])  # %run interpolate.py ...
+    args = interpolate.parse_args()
+    assert args.checkpoint == os.path.join(runs["cgan"], "checkpoint.pt") and args.mode == "slerp"
+
+
+@needs_gpu
+@pytest.mark.parametrize("module", [dcgan, cgan, wgan_gp])
+def test_gpu_one_step_and_resume_across_devices(module, tmp_path, capsys):
+    out = tmp_path / "run"
+    module.main(TINY + EXTRA[module] + ["--device", GPU, "--max-steps", "1", "--out", str(out)])
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert checkpoint["args"]["device"] == GPU and GPU in checkpoint["rng"] and len(checkpoint["history"]) == 1
+    capsys.readouterr()
+    module.main(["--resume", str(out / "checkpoint.pt"), "--max-steps", "2"] + CPU)  # written on the GPU
+    assert f"written on {GPU}, this run is on cpu" in capsys.readouterr().out
+    module.main(["--resume", str(out / "checkpoint.pt"), "--max-steps", "3", "--device", GPU])  # written on the CPU
+    assert f"written on cpu, this run is on {GPU}" in capsys.readouterr().out
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert checkpoint["step"] == 3 and all(math.isfinite(row[3]) for row in checkpoint["history"])
+
+
+@needs_gpu
+@pytest.mark.parametrize("module", [dcgan, cgan, wgan_gp])
+def test_gpu_interpolate_draws_from_a_gpu_checkpoint(module, tmp_path):
+    run = str(tmp_path / "run")
+    module.main(TINY + EXTRA[module] + ["--device", GPU, "--max-steps", "1", "--out", run])
+    for device in (GPU, "cpu"):
+        interpolate.main([run, "--pairs", "2", "--steps", "3", "--device", device, "--out", str(tmp_path / f"{device}.png")])
+        with Image.open(tmp_path / f"{device}.png") as grid:
+            assert grid.size == (3 * 34 + 2, 2 * 34 + 2)
+    interpolate.main([run, "--samples", "3", "--device", GPU, "--out", str(tmp_path / "samples")])
+    assert len(os.listdir(tmp_path / "samples")) == 3
+
+
+@pytest.mark.parametrize("module", [dcgan, cgan, wgan_gp])
+def test_runs_started_in_the_same_second_get_a_folder_each(module, tmp_path, monkeypatch, capsys):
+    class SameSecond(module.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 11, 23, 10, 15, 0)
+    monkeypatch.setattr(module, "datetime", SameSecond)
+    monkeypatch.chdir(tmp_path)
+    name = os.path.join("runs", f"{module.SCRIPT}-20261123-101500")
+    os.makedirs(name)  # a run started in this second, that has written nothing yet
+    argv = TINY + EXTRA[module] + ["--max-steps", "1"]
+    exits_with_error(module.main, argv + ["--batch-size", "2048"], capsys)  # fails before training: no folder
+    module.main(argv)
+    module.main(argv)
+    assert sorted(os.listdir("runs")) == sorted(os.path.basename(name) + k for k in ("", "-2", "-3"))
+    assert os.listdir(name) == []  # left to the run that made it
+    assert os.path.exists(os.path.join(name + "-2", "checkpoint.pt")) and os.path.exists(os.path.join(name + "-3", "checkpoint.pt"))
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"Run folder: {name}-3"
+
+
+@pytest.mark.parametrize("module", [dcgan, cgan, wgan_gp])
+def test_resume_says_when_it_cannot_go_on_exactly(module, tmp_path, capsys, monkeypatch):
+    threads = []
+    monkeypatch.setattr(torch, "set_num_threads", lambda n, set_num_threads=torch.set_num_threads:
+                        threads.append(n) or set_num_threads(n))
+    out = tmp_path / "run"
+    module.main(TINY + EXTRA[module] + ["--max-steps", "1", "--out", str(out)])
+    assert threads == [torch.get_num_threads()]  # on a CPU: a fixed count, MKL's own choice of it off
+    path = out / "checkpoint.pt"
+    checkpoint = torch.load(path, weights_only=True)
+    assert checkpoint["args"]["threads"] == torch.get_num_threads()
+    checkpoint["args"]["device"] = "cuda"  # as if written on a GPU: its random state cannot serve the CPU
+    torch.save(checkpoint, path)
+    capsys.readouterr()
+    module.main(["--resume", str(path), "--max-steps", "2"] + CPU)
+    assert "written on cuda, this run is on cpu: the noise differs from here on" in capsys.readouterr().out
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["args"]["threads"] += 1  # as if written with one thread more
+    torch.save(checkpoint, path)
+    module.main(["--resume", str(path), "--max-steps", "3"] + CPU)
+    n = torch.get_num_threads()
+    assert f"written with {n + 1} CPU threads, this run has {n}: " in capsys.readouterr().out
+    module.main(["--resume", str(path), "--max-steps", "4"] + CPU)  # same device, same threads: it goes on exactly
+    assert "the checkpoint was written" not in capsys.readouterr().out and len(read_log(out)) == 4
+
+
+@pytest.mark.parametrize("module", [dcgan, cgan, wgan_gp])
+def test_resume_says_epochs_and_max_steps_are_totals(module, tmp_path, capsys):
+    out = tmp_path / "run"
+    module.main(TINY + EXTRA[module] + ["--batch-size", "512", "--epochs", "1", "--out", str(out)])  # 2 steps
+    checkpoint = str(out / "checkpoint.pt")
+    err = exits_with_error(module.main, ["--resume", checkpoint, "--epochs", "1"] + CPU, capsys)
+    assert "already trained 1 epoch, and --epochs counts them all, not those to add; give --epochs 2 or more" in err
+    err = exits_with_error(module.main, ["--resume", checkpoint, "--epochs", "3", "--max-steps", "2"] + CPU, capsys)
+    assert "already made 2 steps, and --max-steps counts them all" in err and "give --max-steps 3 or more" in err
+
+
+@pytest.mark.parametrize("module, dataset", [(dcgan, "mnist"), (dcgan, "fashion-mnist"), (dcgan, "cifar10"),
+                                             (cgan, "mnist"), (wgan_gp, "mnist"), (wgan_gp, "cifar10")])
+def test_offline_download_gives_its_reason_and_leaves_no_folder(module, dataset, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("socket.getaddrinfo", no_name_resolution)
+    (tmp_path / "data").mkdir()
+    root = tmp_path / "data" / "gan"  # torchvision makes it, and MNIST/raw in it, before it downloads
+    err = exits_with_error(module.main, ["--dataset", dataset, "--data-root", str(root), "--out", str(tmp_path / "run")] + CPU, capsys)
+    assert f"{dataset} is not in {root} and could not be downloaded (" in err and "Name or service not known)" in err
+    assert os.listdir(tmp_path / "data") == [] and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("module, dataset, folder", [(dcgan, "mnist", "MNIST"), (cgan, "fashion-mnist", "FashionMNIST"),
+                                                     (wgan_gp, "cifar10", "cifar-10-batches-py")])
+def test_data_root_at_the_dataset_folder_itself(module, dataset, folder, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("socket.getaddrinfo", no_name_resolution)
+    (tmp_path / "data" / folder / "raw").mkdir(parents=True)
+    err = exits_with_error(module.main, ["--dataset", dataset, "--data-root", str(tmp_path / "data" / folder),
+                                         "--out", str(tmp_path / "run")] + CPU, capsys)
+    assert f"is the {folder} folder itself; give the folder that holds it, --data-root {tmp_path / 'data'}" in err
+    assert os.listdir(tmp_path / "data" / folder) == ["raw"] and os.listdir(tmp_path / "data" / folder / "raw") == []
+
+
+def test_wgan_gp_failed_celeba_download_leaves_no_folder(tmp_path, capsys, monkeypatch):
+    def makes_its_folder_then_fails(root, **kwargs):  # as torchvision's download from Google Drive does offline
+        os.makedirs(os.path.join(root, "celeba"))
+        raise RuntimeError("Failed to retrieve file url")
+    monkeypatch.setattr(wgan_gp.torchvision.datasets, "CelebA", makes_its_folder_then_fails)
+    (tmp_path / "data").mkdir()
+    err = exits_with_error(wgan_gp.main, ["--data-root", str(tmp_path / "data" / "gan"), "--out", str(tmp_path / "run")] + CPU, capsys)
+    assert "CelebA is not in" in err and "(Failed to retrieve file url)" in err
+    assert os.listdir(tmp_path / "data") == []
+
+
+def test_wgan_gp_image_size_follows_the_dataset(runs, tmp_path, monkeypatch):
+    for dataset, size in {"mnist": 32, "cifar10": 32, "celeba": 128, "folder": 128, "fake": 128}.items():
+        args, _ = wgan_gp.parse_args(["--dataset", dataset, "--data-root", str(tmp_path)] + CPU)
+        assert args.image_size == size, dataset
+    args, _ = wgan_gp.parse_args(["--resume", os.path.join(runs["wgan_gp"], "checkpoint.pt")] + CPU)
+    assert args.image_size == 32  # a resumed run keeps its own: the fake run's 32, not fake's 128
+    # the first command a student types trains, at 32x32 (here 64 made-up 28x28 digits stand for MNIST)
+    monkeypatch.setattr(wgan_gp, "download", lambda args: torch.randint(0, 256, (64, 28, 28), dtype=torch.uint8))
+    out = tmp_path / "run"
+    wgan_gp.main(["--dataset", "mnist", "--ngf", "8", "--ndf", "8", "--batch-size", "16", "--n-critic", "2",
+                  "--max-steps", "1", "--out", str(out)] + CPU)
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert checkpoint["args"]["image_size"] == 32 and checkpoint["nc"] == 1 and len(checkpoint["history"]) == 1
+
+
+@pytest.mark.parametrize("module, defaults", [
+    (dcgan, ["custom", "non-saturating", "~/.cache/gan-data", "auto"]),
+    (cgan, ["custom", "non-saturating", "~/.cache/gan-data", "auto", "on"]),
+    (wgan_gp, ["~/.cache/gan-data", "auto", "32 for mnist and cifar10, 128 for celeba, folder and fake"]),
+    (interpolate, ["auto"])])
+def test_help_gives_the_defaults(module, defaults, capsys):
+    with pytest.raises(SystemExit) as e:
+        module.main(["--help"])
+    assert e.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the lines
+    for default in defaults:
+        assert f"(default: {default})" in text
+
+
+def test_interpolate_refuses_abbreviated_flags(runs, tmp_path, capsys):
+    err = exits_with_error(interpolate.main, [runs["dcgan"], "--pair", "2", "--out", str(tmp_path / "x.png")] + CPU, capsys)
+    assert "unrecognized arguments: --pair 2" in err and not (tmp_path / "x.png").exists()
+
+
+def test_interpolate_checkpoint_that_does_not_fit_the_generator_exits_2(runs, tmp_path, capsys, monkeypatch):
+    checkpoint = torch.load(os.path.join(runs["dcgan"], "checkpoint.pt"), weights_only=True)
+    checkpoint["args"]["ngf"] = 16  # a Generator twice as wide as the weights
+    torch.save(checkpoint, tmp_path / "wider.pt")
+    err = exits_with_error(interpolate.main, [str(tmp_path / "wider.pt")] + CPU, capsys)
+    assert "does not fit dcgan.py's Generator as it is now (size mismatch for" in err
+    del checkpoint["args"]["nz"]
+    torch.save(checkpoint, tmp_path / "no_nz.pt")
+    assert "its args lack nz" in exits_with_error(interpolate.main, [str(tmp_path / "no_nz.pt")] + CPU, capsys)
+    generator = dcgan.Generator
+
+    class Edited(torch.nn.Module):  # a student's Generator, one layer longer
+        def __init__(self, *args):
+            super().__init__()
+            self.net, self.extra = generator(*args).net, torch.nn.Conv2d(3, 3, 1)
+    monkeypatch.setattr(dcgan, "Generator", Edited)
+    err = exits_with_error(interpolate.main, [runs["dcgan"], "--out", str(tmp_path / "x.png")] + CPU, capsys)
+    assert "does not fit dcgan.py's Generator" in err and "extra.weight" in err
+
+
+def test_dcgan_resume_is_exact_from_a_folder(tmp_path):
+    """dcgan.py's image-folder path: ImageFiles, worker processes, and a resume across an epoch boundary, bit for bit."""
+    for k in range(24):  # nested folders, no class structure: 6 batches of 4, 3 steps of 2 D steps per epoch
+        folder = tmp_path / "data" / f"set{k % 3}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (40 + k, 36), (10 * k, 255 - 10 * k, 90)).save(folder / f"{k}.png")
+    flags = ["--dataset", "folder", "--data-root", str(tmp_path / "data"), "--ngf", "8", "--ndf", "8",
+             "--batch-size", "4", "--d-steps", "2", "--workers", "2", "--epochs", "2"] + CPU
+    dcgan.main(flags + ["--out", str(tmp_path / "whole")])
+    dcgan.main(flags + ["--max-steps", "1", "--out", str(tmp_path / "parts")])
+    checkpoint = str(tmp_path / "parts" / "checkpoint.pt")
+    dcgan.main(["--resume", checkpoint, "--max-steps", "4", "--workers", "0"] + CPU)  # across the boundary at 3
+    dcgan.main(["--resume", checkpoint] + CPU)
+    whole, parts = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True) for run in ("whole", "parts"))
+    assert_same_run(whole, parts, 6)
+    assert whole["nc"] == 3 and whole["n_images"] == 24
+
+
+@pytest.mark.parametrize("module", [dcgan])
+def test_nan_after_a_checkpoint_keeps_it(module, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    module.main(TINY + EXTRA[module] + ["--batch-size", "512", "--epochs", "1", "--out", str(out)])  # 2 steps
+    saved = (out / "checkpoint.pt").read_bytes()
+    monkeypatch.setattr(module, "load_data", lambda args, device: torch.full((1024, 3, 32, 32), float("nan")))
+    with pytest.raises(SystemExit) as e:
+        module.main(["--resume", str(out / "checkpoint.pt"), "--epochs", "2"] + CPU)
+    assert "NaN" in str(e.value.code) and "the last good checkpoint is kept" in str(e.value.code)
+    assert (out / "checkpoint.pt").read_bytes() == saved
+    assert len(read_log(out)) == 4  # the log shows the steps that diverged
+
+
+def test_dcgan_second_ctrl_c_stops_at_once_without_saving(tmp_path, monkeypatch):
+    calls = []
+
+    def loss_then_ctrl_c_twice(out_fake, kind):  # G's loss, in the middle of a step
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # the first: finish this step, then save
+            os.kill(os.getpid(), signal.SIGINT)  # the second: stop now
+        return generator_loss(out_fake, kind)
+    generator_loss = dcgan.generator_loss
+    monkeypatch.setattr(dcgan, "generator_loss", loss_then_ctrl_c_twice)
+    with pytest.raises(KeyboardInterrupt):
+        dcgan.main(TINY + ["--out", str(tmp_path / "run")])
+    assert len(calls) == 3 and not (tmp_path / "run" / "checkpoint.pt").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C works as usual again
+
+
+def test_gitignore_covers_what_the_readme_writes_here():
+    """The files and folders the README (and interpolate.py's examples) tell a user to write in the project folder."""
+    try:
+        inside = subprocess.run(["git", "-C", HERE, "rev-parse", "--is-inside-work-tree"], capture_output=True).returncode == 0
+    except FileNotFoundError:
+        inside = False
+    if not inside:
+        pytest.skip("not a git work tree")
+    with open(os.path.join(HERE, "README.md")) as f, open(os.path.join(HERE, "interpolate.py")) as g:
+        text = f.read() + g.read()
+    folders = re.findall(r"--samples \d+ (?:--label \d+ )?--out (\w+)", text)  # samples for FID tools
+    assert {"sevens", "fake_digits", "threes"} <= set(folders)
+    written = [f"{folder}/00000.png" for folder in folders] + ["runs/dcgan-20261123-153400/checkpoint.pt"]
+    for name, path in (('"sixteen.png"', "sixteen.png"), ("real_digits/", "real_digits/00000.png"),
+                       ('"shapes/part', "shapes/part0/00000.png"), ("# make_shapes.py", "make_shapes.py")):
+        assert name in text, name  # the README still writes it
+        written.append(path)
+    written.append(".ipynb_checkpoints/untitled-checkpoint.ipynb")  # what Jupyter saves beside a notebook
+    for path in written:
+        assert subprocess.run(["git", "-C", HERE, "check-ignore", "-q", path]).returncode == 0, f"{path} is not ignored"

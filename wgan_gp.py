@@ -24,11 +24,18 @@ Algorithm 1 of the paper, as the loop below runs it:
                                one Adam step of D on L_D
         fresh noise z; one Adam step of G on L_G
 
-What to watch: W in the progress line is the critic's estimate E[D(x)] - E[D(G(z))] of the
-Wasserstein distance; unlike a standard GAN's losses, it falls as the samples improve. GP, the
-penalty (lambda included), near 0: the critic respects the 1-Lipschitz constraint. W or GP
-exploding: the training is unstable (try lower learning rates). The critic's scores are not
-probabilities: there is no 0.5 to aim for, and only the gap between real and fake means something.
+What to watch (the progress line, and losses.png in the run folder, one panel each):
+- W, the critic's estimate E[D(x)] - E[D(G(z))] of the Wasserstein distance: unlike a standard
+  GAN's losses, it falls as the samples improve. The critic's scores are not probabilities: there
+  is no 0.5 to aim for, and only the gap between real and fake means something.
+- |grad D(x_hat)|, the critic's mean slope on the penalty's points: the penalty holds it near 1,
+  the 1-Lipschitz bound. With --lambda-gp 0 nothing holds it: SLOPE_FREE. GP, the penalty
+  (lambda included), stays small while the slope stays near 1.
+- grad_G, grad_D: how hard each loss pushes its network, the L2 norm of all its weights' gradients.
+- spread across z, printed at each epoch's end: how much the 64 samples of the grid differ, the
+  mean over pixels of each pixel's standard deviation across them; near 0 when G draws one image
+  whatever z (mode collapse). 64 real MNIST digits read about 0.34; the MNIST run below SPREAD_OK.
+W or GP exploding: the training is unstable (try lower learning rates).
 
 Defaults as in the paper: lambda = 10, n_critic = 5, Adam lr = 1e-4, beta1 = 0, beta2 = 0.9,
 batch 64, z in R^128, here on CelebA at 128x128. No batch norm in the critic (see Critic).
@@ -59,21 +66,26 @@ from torchvision.utils import save_image
 SCRIPT = "wgan_gp"
 DATASETS = {"celeba": 3, "folder": 3, "mnist": 1, "cifar10": 3, "fake": 3}  # name: channels
 LOG_EVERY = 50  # generator steps between progress lines (and between host-device syncs)
-IN_NOTEBOOK = "ipykernel" in sys.modules  # Jupyter/Colab: sys.argv holds the kernel's own flags
-RESUME_MAY_CHANGE = ["--epochs", "--max-steps", "--data-root", "--device", "--workers"]
+IN_NOTEBOOK = "ipykernel" in sys.modules  # Jupyter/Colab, a cell or %run: pictures go under the cell
+# The flags a resumed run may be given. "kept": the run's own value unless given; "default": this session's
+# (the machine, where to stop), the flag's default unless given
+RESUME_MAY_CHANGE = {"--epochs": "kept", "--max-steps": "default", "--data-root": "kept", "--device": "default",
+                     "--workers": "default"}
 
 
 # ----------------------------------------------------------------------------- flags
 def parse_args(argv=None):
     """The run's settings: (args, checkpoint), the checkpoint being the dict read from --resume, or None."""
-    if argv is None:
-        argv = [] if IN_NOTEBOOK else sys.argv[1:]  # in a notebook, call main(["--epochs", "1"]) to pass flags
+    if argv is None:  # in a notebook: main(["--epochs", "1"]), or %run wgan_gp.py --epochs 1
+        argv = [] if kernel_arguments() else sys.argv[1:]
     p = argparse.ArgumentParser(prog=f"{SCRIPT}.py", usage=argparse.SUPPRESS, allow_abbrev=False,  # errors: one line
                                 description="Train a WGAN-GP (see the docstring at the top of wgan_gp.py).")
     add = p.add_argument
     add("--dataset", default="celeba", choices=DATASETS, help="training images (default: celeba)")
-    add("--data-root", default="~/.cache/gan-data", help="where the dataset is, or goes; for folder: your images")
-    add("--image-size", type=int, default=128, choices=[32, 64, 128], help="each halving removes a block (default: 128)")
+    add("--data-root", default="~/.cache/gan-data", help="where the dataset is, or goes; for folder: your images "
+        "(default: ~/.cache/gan-data)")
+    add("--image-size", type=int, default=None, choices=[32, 64, 128], help="each halving removes a block "
+        "(default: 32 for mnist and cifar10, 128 for celeba, folder and fake)")
     add("--nz", type=int, default=128, help="size of the noise vector z (default: 128)")
     add("--ngf", type=int, default=64, help="generator width: channels of its last block (default: 64)")
     add("--ndf", type=int, default=64, help="critic width: channels of its first layer (default: 64)")
@@ -86,7 +98,7 @@ def parse_args(argv=None):
     add("--lambda-gp", type=float, default=10.0, help="weight lambda of the gradient penalty (default: 10)")
     add("--n-critic", type=int, default=5, help="critic updates per generator update, each on a new batch (default: 5)")
     add("--seed", type=int, default=0, help="random seed (default: 0)")
-    add("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"], help="auto: cuda, else mps, else cpu")
+    add("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"], help="auto: cuda, else mps, else cpu (default: auto)")
     add("--workers", type=int, default=min(8, os.cpu_count() or 1), help="processes decoding image files (default: the cores, at most 8)")
     add("--max-steps", type=int, default=None, help="stop once the run has made this many generator updates")
     add("--out", default=None, help="run folder (default: runs/wgan_gp-<date-time>)")
@@ -119,8 +131,9 @@ def load_data(args, device):
 
 
 def batches(data, args, epoch, skip, device):
-    """The real batches of one epoch but the first `skip`, in an order drawn from the epoch's own seed:
-    a resumed run draws it again and goes on where it stopped. The last incomplete batch is dropped."""
+    """The real batches of one epoch, in an order drawn from the epoch's own seed. skip is 0 for a new
+    epoch; a run resumed mid-epoch skips the batches it already used, and goes on where it stopped
+    (the order is drawn again, the same). The last incomplete batch is dropped."""
     generator = torch.Generator().manual_seed(1000 * args.seed + epoch)
     order = torch.randperm(len(data), generator=generator)
     order = order[:len(data) // args.batch_size * args.batch_size].view(-1, args.batch_size)[skip:]
@@ -128,7 +141,7 @@ def batches(data, args, epoch, skip, device):
         for idx in order.to(data.device):
             yield data[idx]
     else:  # worker processes decode the files while the networks train
-        pinned = device.type == "cuda"  # page-locked memory: the copy to the GPU can overlap its computation
+        pinned = device.type == "cuda"  # page-locked: the copy to the GPU is only queued, Python goes on queueing the step
         for x in torch.utils.data.DataLoader(data, batch_sampler=order.tolist(), num_workers=args.workers,
                                              pin_memory=pinned, worker_init_fn=ignore_ctrl_c, generator=generator):
             yield x.to(device, non_blocking=pinned)  # non_blocking only from pinned memory: safe on every device
@@ -187,7 +200,8 @@ class Critic(nn.Module):
 
 # ----------------------------------------------------------------------------- the gradient penalty
 def gradient_penalty(D, real, fake, lambda_gp):
-    """lambda * E[(||grad D(x_hat)||_2 - 1)^2], x_hat = eps * x + (1 - eps) * G(z), eps ~ U[0, 1] per sample.
+    """lambda * E[(||grad D(x_hat)||_2 - 1)^2], x_hat = eps * x + (1 - eps) * G(z), eps ~ U[0, 1] per sample;
+    and E[||grad D(x_hat)||_2], the critic's mean slope on those points, which the penalty pulls to 1.
 
     One batched backward pass gives every sample's gradient: the score of sample i depends on
     x_hat_i alone (no batch norm), so the gradient of sum_i D(x_hat_i) with respect to x_hat_i is
@@ -197,7 +211,20 @@ def gradient_penalty(D, real, fake, lambda_gp):
     eps = torch.rand(real.size(0), 1, 1, 1, device=real.device)
     x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
     grad, = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
-    return lambda_gp * ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    slope = grad.flatten(1).norm(dim=1)  # ||grad D(x_hat_i)||_2, one per sample
+    return lambda_gp * ((slope - 1) ** 2).mean(), slope.detach().mean()
+
+
+# ----------------------------------------------------------------------------- what a run measures
+def grad_norm(net):
+    """The L2 norm of all of net's parameter gradients from the last backward, taken as one vector."""
+    return torch.stack([p.grad.norm() for p in net.parameters() if p.grad is not None]).norm()
+
+
+def spread_across_z(images):
+    """Each pixel's standard deviation across the samples, averaged over the pixels: about 0 when G draws
+    the same image for every z (mode collapse), about as high as for real images when it draws variety."""
+    return images.std(dim=0).mean()
 
 
 # ----------------------------------------------------------------------------- training
@@ -207,6 +234,8 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
+    elif device.type == "cpu":  # this also stops MKL choosing fewer threads itself: every step sums in the same order
+        torch.set_num_threads(args.threads)
     data = load_data(args, device)
     nc = DATASETS[args.dataset]
     steps_per_epoch = len(data) // args.batch_size // args.n_critic  # generator updates per pass over the data
@@ -225,7 +254,8 @@ def main(argv=None):
     run = Run(args, checkpoint, len(data), steps_per_epoch, G, D, opt_G, opt_D, fixed_noise)
     step = run.step  # generator updates so far
     with run:  # from here on, Ctrl-C finishes the step under way, then the run saves and stops
-        # step is 0 unless the run was resumed: then it starts mid-epoch, past the batches already used
+        # A new run starts at step 0: epoch 0, skipping no batch. A resumed one starts at its saved step:
+        # in the epoch and at the batch where it stopped, so that it never sees a batch twice.
         for epoch in range(step // steps_per_epoch, args.epochs):
             real_batches = batches(data, args, epoch, (step % steps_per_epoch) * args.n_critic, device)
             for _ in range(step % steps_per_epoch, steps_per_epoch):
@@ -238,10 +268,11 @@ def main(argv=None):
                     # One call on torch.cat([real, fake]) would give the same scores (no batch norm mixes the
                     # samples), but measured 6-15 % slower on a CPU than these two
                     score_real, score_fake = D(real).mean(), D(fake).mean()
-                    gp = gradient_penalty(D, real, fake, args.lambda_gp)
+                    gp, grad_x_hat = gradient_penalty(D, real, fake, args.lambda_gp)
                     loss_D = score_fake - score_real + gp
                     opt_D.zero_grad(set_to_none=True)
                     loss_D.backward()
+                    grad_D = grad_norm(D)  # how hard L_D pushes the critic (the last update's value is logged)
                     opt_D.step()
 
                 # (2) Update G once, on fresh noise: L_G = -E[D(G(z))]
@@ -249,15 +280,16 @@ def main(argv=None):
                 loss_G = -D(G(torch.randn(args.batch_size, args.nz, device=device))).mean()
                 opt_G.zero_grad(set_to_none=True)
                 loss_G.backward()
+                grad_G = grad_norm(G)  # how hard L_G pushes G
                 opt_G.step()
                 D.requires_grad_(True)
 
                 step += 1
                 # E[D(x)] - E[D(G(z))] before the last critic update: the Wasserstein estimate
-                run.log(step, loss_D, loss_G, gp, score_real - score_fake)
+                run.log(step, loss_D, loss_G, gp, score_real - score_fake, grad_G, grad_D, grad_x_hat)
                 if run.should_stop(step):  # --max-steps reached, or Ctrl-C
                     break
-            run.save(epoch, step)  # this epoch's sample grid (drawn with G.eval()), checkpoint, log and plots
+            run.save(epoch, step)  # this epoch's sample grid (drawn with G.eval()) and its spread, checkpoint, log, plots
             if run.should_stop(step):
                 break
     print(f"Run folder: {args.out}")
@@ -277,25 +309,31 @@ def check_args(args, given):
     """Check the flag values and apply the resume rule; `given` lists the flags on the command line."""
     checkpoint = None
     if args.resume:  # the rule: every setting comes from the checkpoint, but those in RESUME_MAY_CHANGE
-        refused = [flag for flag in given if flag not in RESUME_MAY_CHANGE + ["--resume"]]
+        refused = [flag for flag in given if flag not in RESUME_MAY_CHANGE and flag != "--resume"]
         if refused:
             fail(f"{refused[0]} cannot be given with --resume: a resumed run keeps the settings it was started "
                  f"with (only {', '.join(RESUME_MAY_CHANGE)} may change); start a new run to change them")
         checkpoint = read_checkpoint(args.resume)
         for name, value in checkpoint["args"].items():
-            if f"--{name.replace('_', '-')}" not in given and name not in ("device", "workers", "max_steps", "resume"):
+            flag = f"--{name.replace('_', '-')}"
+            if flag not in given and RESUME_MAY_CHANGE.get(flag) != "default":
                 setattr(args, name, value)
         args.out = os.path.dirname(os.path.abspath(args.resume))
-        if args.epochs <= checkpoint["epoch"]:
-            fail(f"the checkpoint has already trained {checkpoint['epoch']} epochs; ask for more with --epochs")
-        if args.max_steps is not None and args.max_steps <= checkpoint["step"]:
-            fail(f"the checkpoint has already made {checkpoint['step']} steps; ask for more with --max-steps")
+        epochs, steps = checkpoint["epoch"], checkpoint["step"]
+        if args.epochs <= epochs:
+            fail(f"the checkpoint has already trained {epochs} epoch{'s' * (epochs != 1)}, and --epochs counts them "
+                 f"all, not those to add; give --epochs {epochs + 1} or more")
+        if args.max_steps is not None and args.max_steps <= steps:
+            fail(f"the checkpoint has already made {steps} steps, and --max-steps counts them all, not those to "
+                 f"add; give --max-steps {steps + 1} or more")
     else:
         args.epochs = 5 if args.epochs is None else args.epochs
-        args.out = args.out or os.path.join("runs", f"{SCRIPT}-{datetime.now():%Y%m%d-%H%M%S}")
-        if os.path.exists(args.out) and not (os.path.isdir(args.out) and not os.listdir(args.out)):
+        # args.out stays None for the default folder: Run makes runs/<script>-<date-time> when training starts
+        if args.out is not None and os.path.exists(args.out) and not (os.path.isdir(args.out) and not os.listdir(args.out)):
             fail(f"--out {args.out} already exists and is not empty; choose a new folder "
                  f"(or continue that run with --resume {os.path.join(args.out, 'checkpoint.pt')})")
+    if args.image_size is None:  # MNIST's 28 and CIFAR-10's 32 pixels: 32; CelebA and folders: the paper's 128
+        args.image_size = 32 if args.dataset in ("mnist", "cifar10") else 128
     for name in ("lr_d", "lr_g"):
         if not (math.isfinite(getattr(args, name)) and getattr(args, name) > 0):
             fail(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
@@ -322,7 +360,14 @@ def check_args(args, given):
         args.device = next((name for name, (_, found) in gpus.items() if found), "cpu")
     elif args.device in gpus and not gpus[args.device][1]:
         fail(f"--device {args.device}: PyTorch sees no {gpus[args.device][0]} GPU here; use --device auto or cpu")
+    args.threads = torch.get_num_threads()  # saved with the args: on a CPU, exact resume needs the same count
     return args, checkpoint
+
+
+def kernel_arguments():
+    """Whether sys.argv holds a notebook kernel's own arguments, its connection file (-f <file>, or --f=<file>
+    in VS Code), rather than this script's flags (%run wgan_gp.py --epochs 1 puts those in sys.argv)."""
+    return IN_NOTEBOOK and any(a == "-f" or a.startswith("--f=") for a in sys.argv[1:])
 
 
 CHECKPOINT_KEYS = ["script", "args", "nc", "n_images", "step", "epoch", "G", "D", "opt_G", "opt_D",
@@ -345,16 +390,46 @@ def read_checkpoint(path):
     return checkpoint
 
 
+def new_run_folder():
+    """runs/<script>-<date-time>, made in one step: os.mkdir fails where the folder exists, so runs started in
+    the same second (a loop that launches several) get a folder each, the later ones <name>-2, -3, ..."""
+    os.makedirs("runs", exist_ok=True)
+    name = os.path.join("runs", f"{SCRIPT}-{datetime.now():%Y%m%d-%H%M%S}")
+    folder, k = name, 1
+    while True:
+        try:
+            os.mkdir(folder)
+            return folder
+        except FileExistsError:  # another run's
+            k += 1
+            folder = f"{name}-{k}"
+
+
 def download(args):
     """MNIST or CIFAR-10 as a uint8 tensor, from --data-root (downloaded there if absent)."""
     root = os.path.expanduser(args.data_root)
-    sets = {"mnist": torchvision.datasets.MNIST, "cifar10": torchvision.datasets.CIFAR10}
+    sets = {"mnist": (torchvision.datasets.MNIST, "MNIST"),
+            "cifar10": (torchvision.datasets.CIFAR10, "cifar-10-batches-py")}  # and its folder in root
+    dataset, folder = sets[args.dataset]
+    if os.path.basename(os.path.normpath(root)) == folder and not os.path.isdir(os.path.join(root, folder)):
+        fail(f"--data-root {args.data_root} is the {folder} folder itself; give the folder that holds it, "
+             f"--data-root {os.path.dirname(os.path.normpath(args.data_root)) or '.'}")
+    new = [f for f in (os.path.join(root, folder, "raw"), os.path.join(root, folder), root) if not os.path.isdir(f)]
     try:
-        return torch.as_tensor(sets[args.dataset](root, train=True, download=True).data)
+        return torch.as_tensor(dataset(root, train=True, download=True).data)
     except (OSError, RuntimeError) as e:  # no internet (URLError is an OSError), or a broken file
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        remove_empty_folders(new)  # torchvision makes <root>/MNIST/raw before it downloads
+        # torchvision lists each address it tried, each followed by its error: the reason is on the last line
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[-1].removeprefix("<urlopen error ").removesuffix(">")
         fail(f"{args.dataset} is not in {root} and could not be downloaded ({reason}); "
              f"connect to the internet, or point --data-root at a folder that holds it")
+
+
+def remove_empty_folders(folders):
+    """Remove each of these folders that exists and is empty, the deepest first: a failed download leaves none behind."""
+    for folder in folders:
+        if os.path.isdir(folder) and not os.listdir(folder):
+            os.rmdir(folder)
 
 
 def celeba_folder(args):
@@ -363,9 +438,11 @@ def celeba_folder(args):
     root = os.path.expanduser(args.data_root)
     folder = os.path.join(root, "celeba", "img_align_celeba")
     if not os.path.isdir(folder):
+        new = [f for f in (os.path.join(root, "celeba"), root) if not os.path.isdir(f)]
         try:
             torchvision.datasets.CelebA(root, split="all", download=True)
         except Exception as e:  # no internet, no gdown, or the host's daily quota spent: all say the same
+            remove_empty_folders(new)
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             fail(f"CelebA is not in {folder} and could not be downloaded ({reason}); download "
                  f"img_align_celeba.zip by hand from the CelebA page (mmlab.ie.cuhk.edu.hk/projects/CelebA.html), "
@@ -396,7 +473,8 @@ def ignore_ctrl_c(worker_id):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-LOG_COLUMNS = ["epoch", "step", "loss_D", "loss_G", "gp", "wasserstein"]
+LOG_COLUMNS = ["epoch", "step", "loss_D", "loss_G", "gp", "wasserstein", "grad_G", "grad_D", "grad_x_hat",
+               "spread"]  # spread: at each grid
 
 
 class Run:
@@ -410,7 +488,8 @@ class Run:
             self.resume(checkpoint)
         self.total_steps = min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
         self.timer = self.last_line = self.last_save = (time.perf_counter(), self.step)
-        os.makedirs(args.out, exist_ok=True)
+        args.out = args.out or new_run_folder()  # only now: a run that fails before training leaves no folder
+        os.makedirs(args.out, exist_ok=True)  # --out, checked new or empty; or the resumed run's
         print(f"{SCRIPT}: {n_images:,} {args.dataset} images of {DATASETS[args.dataset]}x{args.image_size}x"
               f"{args.image_size} on {args.device}, G {sum(p.numel() for p in G.parameters()):,} and D "
               f"{sum(p.numel() for p in D.parameters()):,} parameters, {steps_per_epoch} steps per epoch, "
@@ -423,10 +502,19 @@ class Run:
         for name, thing in self.state.items():
             thing.load_state_dict(checkpoint[name])
         self.fixed_noise.copy_(checkpoint["fixed_noise"])
-        self.step, self.history = checkpoint["step"], checkpoint["history"]
+        self.step = checkpoint["step"]
+        self.history = [row + [None] * (len(LOG_COLUMNS) - len(row)) for row in checkpoint["history"]]  # older: fewer columns
+        saved = checkpoint["args"]
         if "rng" not in checkpoint:  # written before resuming was exact
             print(f"{SCRIPT}: this checkpoint holds no random state: the resumed run draws new noise")
             torch.manual_seed(self.args.seed + self.step)
+        elif saved.get("device", self.args.device) != self.args.device:  # a GPU's random state serves that GPU only
+            print(f"{SCRIPT}: the checkpoint was written on {saved['device']}, this run is on {self.args.device}: "
+                  f"the noise differs from here on (resume with --device {saved['device']} to go on exactly)")
+        elif self.args.device == "cpu" and saved.get("threads", self.args.threads) != self.args.threads:
+            print(f"{SCRIPT}: the checkpoint was written with {saved['threads']} CPU threads, this run has "
+                  f"{self.args.threads}: sums add in another order, so the run drifts by rounding from the one "
+                  f"that never stopped (run with OMP_NUM_THREADS={saved['threads']} to go on exactly)")
         for kind, state in checkpoint.get("rng", {}).items():  # the noise goes on as if never stopped
             if kind == "cpu":
                 torch.set_rng_state(state)
@@ -461,16 +549,17 @@ class Run:
         rate = (step - step_last) * self.args.n_critic * self.args.batch_size / (now - t_last)
         left = (now - t_start) / (step - step_start) * (self.total_steps - step)
         epoch, i = divmod(step - 1, self.steps_per_epoch)
-        loss_d, loss_g, gp, w_estimate = self.history[-1][2:]
+        loss_d, loss_g, gp, w_estimate, grad_g, grad_d, grad_x_hat, _ = self.history[-1][2:]
         print(f"[{epoch + 1}/{self.args.epochs}][{i + 1:4d}/{self.steps_per_epoch}] Loss_D {loss_d:.3f} "
-              f"Loss_G {loss_g:.3f} GP {gp:.3f} W {w_estimate:.3f} | {rate:,.0f} img/s, "
+              f"Loss_G {loss_g:.3f} GP {gp:.3f} W {w_estimate:.3f} |grad D(x_hat)| {grad_x_hat:.3f} "
+              f"grad_G {grad_g:.3g} grad_D {grad_d:.3g} | {rate:,.0f} img/s, "
               f"{left // 60:.0f}m{left % 60:02.0f}s left", flush=True)
         self.last_line = (now, step)
 
     def fetch(self):
         """Copy the pending statistics to the host in one go; stop the run if they are not finite."""
         stats = torch.stack([values for _, values in self.pending]).cpu() if self.pending else torch.zeros(0)
-        self.history += [[(s - 1) // self.steps_per_epoch + 1, s] + row for (s, _), row in zip(self.pending, stats.tolist())]
+        self.history += [[(s - 1) // self.steps_per_epoch + 1, s] + row + [None] for (s, _), row in zip(self.pending, stats.tolist())]
         self.pending.clear()
         if not torch.isfinite(stats).all():
             save_log_and_plots(self.history, self.args.out, self.steps_per_epoch)
@@ -480,13 +569,14 @@ class Run:
                      f"training diverged ({kept} in {self.args.out}); try lower learning rates")
 
     def save(self, epoch, step):
-        """Everything a run leaves: this epoch's sample grid, the checkpoint, the log and plots."""
+        """Everything a run leaves: this epoch's sample grid and its spread, the checkpoint, the log and plots."""
         self.fetch()
         seconds, steps = time.perf_counter() - self.last_save[0], step - self.last_save[1]
-        print(f"epoch {epoch + 1}: {steps} steps in {seconds:.1f} s, "
-              f"{steps * self.args.n_critic * self.args.batch_size / seconds:,.0f} img/s", flush=True)
         grid = os.path.join(self.args.out, f"samples_epoch_{epoch + 1:03d}.png")
-        save_samples(self.state["G"], self.fixed_noise, grid)
+        self.history[-1][-1] = save_samples(self.state["G"], self.fixed_noise, grid)  # the spread column
+        print(f"epoch {epoch + 1}: {steps} steps in {seconds:.1f} s, "
+              f"{steps * self.args.n_critic * self.args.batch_size / seconds:,.0f} img/s, "
+              f"spread across z {self.history[-1][-1]:.3f}", flush=True)
         device = self.fixed_noise.device.type  # the random state of the CPU, and of the GPU if there is one
         rng = {"cpu": torch.get_rng_state(), **({device: getattr(torch, device).get_rng_state()} if device != "cpu" else {})}
         save_checkpoint(os.path.join(self.args.out, "checkpoint.pt"), {
@@ -506,10 +596,12 @@ class Run:
 
 @torch.no_grad()
 def save_samples(G, noise, path):
+    """Draw the grid of one image per z in noise; return its spread across z."""
     G.eval()  # batch norm uses its running statistics: a sample does not depend on its batch
     images = G(noise)
     G.train()
     save_image(images, path, nrow=8, normalize=True, value_range=(-1, 1))
+    return spread_across_z(images).item()
 
 
 def save_checkpoint(path, state):
@@ -519,35 +611,49 @@ def save_checkpoint(path, state):
 
 def smooth(values, weight=0.95):
     """Exponential moving average, to see the trend through the step-to-step noise."""
-    out, avg = [], values[0]
+    out, avg = [], math.nan
     for v in values:
-        avg = weight * avg + (1 - weight) * v
+        avg = v if math.isnan(avg) else weight * avg + (1 - weight) * v  # (re)starts at a value that exists
         out.append(avg)
     return out
 
 
 def save_log_and_plots(history, out, steps_per_epoch):
     """log.csv (one row per generator update), losses.png, and progress.gif from the saved grids."""
-    with open(os.path.join(out, "log.csv"), "w", newline="") as f:
-        csv.writer(f).writerows([LOG_COLUMNS] + [row[:2] + [f"{v:.5g}" for v in row[2:]] for row in history])
+    with open(os.path.join(out, "log.csv"), "w", newline="") as f:  # a value not measured is left empty
+        csv.writer(f).writerows([LOG_COLUMNS] + [row[:2] + ["" if v is None else f"{v:.5g}" for v in row[2:]]
+                                                 for row in history])
     if not history:
         return
-    steps = [row[1] for row in history]
-    fig = Figure(figsize=(10, 9), layout="constrained")
-    ax_loss, ax_w, ax_gp = fig.subplots(3, 1, sharex=True)
-    for ax, column, color, label in ((ax_loss, "loss_D", "tab:blue", "Loss_D (critic)"),
-                                     (ax_loss, "loss_G", "tab:orange", "Loss_G"),
-                                     (ax_w, "wasserstein", "tab:purple", "E[D(x)] - E[D(G(z))]"),
-                                     (ax_gp, "gp", "tab:grey", "gradient penalty")):
-        values = [row[LOG_COLUMNS.index(column)] for row in history]
-        ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.6)
-        ax.plot(steps, smooth(values), color=color, label=label)
-        ax.legend(loc="upper right")
+    column = {name: [math.nan if row[i] is None else row[i] for row in history] for i, name in enumerate(LOG_COLUMNS)}
+    steps = column["step"]
+    fig = Figure(figsize=(10, 14), layout="constrained")
+    ax_loss, ax_w, ax_gp, ax_slope, ax_grad, ax_spread = fig.subplots(6, 1, sharex=True,
+                                                                      height_ratios=[1, 1, 0.7, 0.7, 1, 0.6])
+    for ax, name, color, label in ((ax_loss, "loss_D", "tab:blue", "Loss_D (critic)"),
+                                   (ax_loss, "loss_G", "tab:orange", "Loss_G"),
+                                   (ax_w, "wasserstein", "tab:purple", "E[D(x)] - E[D(G(z))]"),
+                                   (ax_gp, "gp", "tab:grey", "gradient penalty"),
+                                   (ax_slope, "grad_x_hat", "tab:brown", r"$E\,\|\nabla_{\hat x} D(\hat x)\|$"),
+                                   (ax_grad, "grad_D", "tab:blue", r"grad_D = $\|\nabla_{\theta_D} L_D\|$"),
+                                   (ax_grad, "grad_G", "tab:orange", r"grad_G = $\|\nabla_{\theta_G} L_G\|$")):
+        ax.plot(steps, column[name], color=color, alpha=0.25, linewidth=0.6)
+        ax.plot(steps, smooth(column[name]), color=color, label=label)
+    grids = [(step, value) for step, value in zip(steps, column["spread"]) if not math.isnan(value)]
+    if grids:
+        ax_spread.plot(*zip(*grids), "o-", color="tab:purple", label="spread across z of the sample grid")
+    for ax in (ax_loss, ax_w, ax_gp, ax_slope, ax_grad, ax_spread):
+        ax.legend(loc="lower right" if ax is ax_spread else "upper right")
         ax.vlines(range(steps_per_epoch, steps[-1], steps_per_epoch), 0, 1, transform=ax.get_xaxis_transform(),
                   color="grey", alpha=0.3, linewidth=0.8)  # epoch boundaries
     ax_loss.set_ylabel("loss")
     ax_w.set_ylabel("Wasserstein estimate")  # falls as G's samples approach the data
-    ax_gp.set(ylabel="penalty (with lambda)", xlabel=f"generator step ({steps_per_epoch} per epoch)")
+    ax_gp.set_ylabel("penalty (with lambda)")
+    ax_slope.axhline(1, color="grey", linestyle=":", linewidth=1)  # the slope of a 1-Lipschitz critic's optimum
+    log = "log" if any(v > 0 for v in column["grad_G"]) else "linear"  # (no value > 0: the run diverged at once)
+    ax_slope.set(yscale=log, ylabel="critic's slope")
+    ax_grad.set(yscale=log, ylabel="gradient norm")
+    ax_spread.set(ylim=(0, None), ylabel="spread", xlabel=f"generator step ({steps_per_epoch} per epoch)")
     fig.savefig(os.path.join(out, "losses.png"), dpi=100)
     frames = [Image.open(p) for p in sorted(glob.glob(os.path.join(out, "samples_epoch_*.png")))]
     if frames:  # each grid for 0.6 s, the last one for 2 s
