@@ -39,6 +39,7 @@
 # taken from its last epoch. FIGURES_SAMPLES sets the samples scored (default 10,000; 200 with
 # FIGURES_MAX_STEPS). FIGURES_DIR replaces images/ as the destination of the pictures and scores.tsv:
 #   FIGURES_MAX_STEPS=2 FIGURES_DIR=/tmp/figs bash images/make_figures.sh ~/data default
+{  # bash reads the whole block before it runs any of it: editing this file cannot derail a run under way
 set -euo pipefail
 
 ME=make_figures.sh
@@ -92,46 +93,47 @@ experiment() {
 # A DCGAN grid, losses and the last grid: "dcgan_NAME_samples.png" from the grid of epoch E.
 dcgan_pics() { printf 'samples_epoch_%03d.png:dcgan_%s_samples.png losses.png:dcgan_%s_losses.png' "$2" "$1" "$1"; }
 
+# In the order they run: first those the docstrings and the README's first pages quote; interpolate_*
+# after the runs they draw from. default_seed1 and default_seed2 (seed noise) and wgan_gp_mnist_no_gp (the
+# critic's slope without its penalty, against wgan_gp_mnist's) make a scores row and no picture of their own.
 experiment default "samples_epoch_001.png:dcgan_default_epoch1_samples.png samples_epoch_003.png:dcgan_default_epoch3_samples.png
   samples_epoch_005.png:dcgan_default_samples.png progress.gif:dcgan_default_progress.gif losses.png:dcgan_default_losses.png" \
   "python dcgan.py"
-experiment ngf_8 "$(dcgan_pics ngf_8 3)" "python dcgan.py --epochs 3 --ngf 8"
-experiment ngf_128 "$(dcgan_pics ngf_128 1)" "python dcgan.py --epochs 1 --ngf 128"
-experiment ndf_8 "$(dcgan_pics ndf_8 3)" "python dcgan.py --epochs 3 --ndf 8"
-experiment ndf_128 "$(dcgan_pics ndf_128 1)" "python dcgan.py --epochs 1 --ndf 128"
-experiment lr_g_10x "$(dcgan_pics lr_g_10x 3)" "python dcgan.py --epochs 3 --lr-d 2e-4 --lr-g 2e-3"
-experiment lr_d_10x "$(dcgan_pics lr_d_10x 3)" "python dcgan.py --epochs 3 --lr-d 2e-3 --lr-g 2e-4"
 experiment saturating "$(dcgan_pics saturating 3)" "python dcgan.py --epochs 3 --loss saturating"
-experiment init_default "$(dcgan_pics init_default 3)" "python dcgan.py --epochs 3 --weight-init default"
-experiment nz_10 "$(dcgan_pics nz_10 3)" "python dcgan.py --epochs 3 --nz 10"
-experiment nz_1000 "$(dcgan_pics nz_1000 3)" "python dcgan.py --epochs 3 --nz 1000"
-experiment d_steps_2 "$(dcgan_pics d_steps_2 3)" "python dcgan.py --epochs 3 --d-steps 2"
-experiment size_64 "$(dcgan_pics size_64 3)" "python dcgan.py --epochs 3 --image-size 64"
 experiment size_64_normal "$(dcgan_pics size_64_normal 1)" \
   "python dcgan.py --epochs 1 --image-size 64 --weight-init normal --seed 1"
-experiment long "samples_epoch_005.png:dcgan_long_epoch5_samples.png samples_epoch_011.png:dcgan_long_epoch11_samples.png
-  samples_epoch_012.png:dcgan_long_epoch12_samples.png samples_epoch_026.png:dcgan_long_epoch26_samples.png
-  samples_epoch_030.png:dcgan_long_epoch30_samples.png losses.png:dcgan_long_losses.png" \
-  "python dcgan.py --epochs 30"
+experiment lr_g_10x "$(dcgan_pics lr_g_10x 3)" "python dcgan.py --epochs 3 --lr-d 2e-4 --lr-g 2e-3"
+experiment lr_d_10x "$(dcgan_pics lr_d_10x 3)" "python dcgan.py --epochs 3 --lr-d 2e-3 --lr-g 2e-4"
 experiment cgan "samples_epoch_005.png:cgan_default_samples.png losses.png:cgan_default_losses.png" "python cgan.py"
-experiment cgan_d_label_off "samples_epoch_005.png:cgan_d_label_off_samples.png" "python cgan.py --d-label off"
-experiment wgan_gp_mnist "samples_epoch_005.png:wgan_gp_mnist_epoch5_samples.png samples_epoch_008.png:wgan_gp_mnist_samples.png
-  losses.png:wgan_gp_mnist_losses.png" \
-  "python wgan_gp.py --dataset mnist --ngf 32 --ndf 32 --epochs 5" \
-  "python wgan_gp.py --resume $RUNS/wgan_gp_mnist/checkpoint.pt --epochs 8"
-experiment wgan_gp_shapes "samples_epoch_015.png:wgan_gp_shapes_samples.png" \
-  "python wgan_gp.py --dataset folder --data-root shapes --image-size 32 --ngf 32 --ndf 32 --epochs 15"
 experiment interpolate_dcgan "linear.png:interpolate_dcgan_linear.png slerp.png:interpolate_dcgan_slerp.png" \
   "python interpolate.py $RUNS/default --out $RUNS/interpolate_dcgan/linear.png" \
   "python interpolate.py $RUNS/default --mode slerp --out $RUNS/interpolate_dcgan/slerp.png"
 experiment interpolate_cgan "3_to_8.png:interpolate_cgan_3_to_8.png label_4.png:interpolate_cgan_label_4.png" \
   "python interpolate.py $RUNS/cgan --labels 3 8 --out $RUNS/interpolate_cgan/3_to_8.png" \
   "python interpolate.py $RUNS/cgan --label 4 --out $RUNS/interpolate_cgan/label_4.png"
-# For the study guide: the default run at two more seeds (seed 0 is the default run), and WGAN-GP
-# without its penalty, to compare ||grad D(x_hat)|| (grad_x_hat in log.csv) with wgan_gp_mnist's.
+experiment wgan_gp_mnist "samples_epoch_005.png:wgan_gp_mnist_epoch5_samples.png samples_epoch_008.png:wgan_gp_mnist_samples.png
+  losses.png:wgan_gp_mnist_losses.png" \
+  "python wgan_gp.py --dataset mnist --ngf 32 --ndf 32 --epochs 5" \
+  "python wgan_gp.py --resume $RUNS/wgan_gp_mnist/checkpoint.pt --epochs 8"
+experiment wgan_gp_mnist_no_gp "" "python wgan_gp.py --dataset mnist --ngf 32 --ndf 32 --epochs 5 --lambda-gp 0"
 experiment default_seed1 "" "python dcgan.py --seed 1"
 experiment default_seed2 "" "python dcgan.py --seed 2"
-experiment wgan_gp_mnist_no_gp "" "python wgan_gp.py --dataset mnist --ngf 32 --ndf 32 --epochs 5 --lambda-gp 0"
+experiment ngf_8 "$(dcgan_pics ngf_8 3)" "python dcgan.py --epochs 3 --ngf 8"
+experiment ngf_128 "$(dcgan_pics ngf_128 1)" "python dcgan.py --epochs 1 --ngf 128"
+experiment ndf_8 "$(dcgan_pics ndf_8 3)" "python dcgan.py --epochs 3 --ndf 8"
+experiment ndf_128 "$(dcgan_pics ndf_128 1)" "python dcgan.py --epochs 1 --ndf 128"
+experiment init_default "$(dcgan_pics init_default 3)" "python dcgan.py --epochs 3 --weight-init default"
+experiment nz_10 "$(dcgan_pics nz_10 3)" "python dcgan.py --epochs 3 --nz 10"
+experiment nz_1000 "$(dcgan_pics nz_1000 3)" "python dcgan.py --epochs 3 --nz 1000"
+experiment d_steps_2 "$(dcgan_pics d_steps_2 3)" "python dcgan.py --epochs 3 --d-steps 2"
+experiment size_64 "$(dcgan_pics size_64 3)" "python dcgan.py --epochs 3 --image-size 64"
+experiment long "samples_epoch_005.png:dcgan_long_epoch5_samples.png samples_epoch_011.png:dcgan_long_epoch11_samples.png
+  samples_epoch_012.png:dcgan_long_epoch12_samples.png samples_epoch_026.png:dcgan_long_epoch26_samples.png
+  samples_epoch_030.png:dcgan_long_epoch30_samples.png losses.png:dcgan_long_losses.png" \
+  "python dcgan.py --epochs 30"
+experiment cgan_d_label_off "samples_epoch_005.png:cgan_d_label_off_samples.png" "python cgan.py --d-label off"
+experiment wgan_gp_shapes "samples_epoch_015.png:wgan_gp_shapes_samples.png" \
+  "python wgan_gp.py --dataset folder --data-root shapes --image-size 32 --ngf 32 --ndf 32 --epochs 15"
 
 if [ "$LIST" = 1 ]; then
   for name in "${NAMES[@]}"; do
@@ -423,3 +425,5 @@ if [ ${#failed[@]} -gt 0 ]; then
   echo "$ME: failed: ${failed[*]}"
   exit 1
 fi
+exit 0
+}
