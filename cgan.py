@@ -34,11 +34,12 @@ What to watch (the progress line, and losses.png in the run folder, one panel ea
 
 Recipe: DCGAN (Radford, Metz & Chintala 2015), as in dcgan.py. Departures (the course practical's
 defaults): 32x32 images (MNIST's 28x28, resized), so one block fewer than the paper's 64x64
-networks; narrower networks (ngf = 32, where the paper's G has 128 channels before its last
-layer); lr 5e-4 for G where the paper has 2e-4. One of our own: at 64x64, G's last layer keeps
-PyTorch's default initialisation. At N(0, 0.02) G starts on flat grey images, and D, a block deeper
-at 64x64, often wins in the first hundred steps (init_weights, beside the networks, measures why).
-The paper's settings: --image-size 64 --ngf 128 --lr-g 2e-4 --weight-init normal.
+networks; narrower networks (ngf = ndf = 32, where the paper's G ends on 128 channels and its D
+starts on 128); lr 5e-4 for G where the paper has 2e-4; z ~ N(0, I), where the paper draws z
+uniformly from [-1, 1]. One of our own: at 64x64, G's last layer keeps PyTorch's default
+initialisation. At N(0, 0.02) G starts on flat grey images, and D, a block deeper at 64x64, often
+wins in the first hundred steps (init_weights, beside the networks, gives the numbers).
+The paper's settings: --image-size 64 --ngf 128 --ndf 128 --lr-g 2e-4 --weight-init normal.
 
     python cgan.py                                    # MNIST at 32x32, 5 epochs
     python cgan.py --d-label off                      # D does not see the label
@@ -109,7 +110,8 @@ def parse_args(argv=None):
     add("--max-steps", type=int, default=None, help="stop once the run has made this many generator updates")
     add("--out", default=None, help="run folder (default: runs/cgan-<date-time>)")
     add("--resume", default=None, metavar="CHECKPOINT", help="continue the run saved in this checkpoint.pt, with its "
-        f"settings; only {', '.join(RESUME_MAY_CHANGE)} may be given with it")
+        f"settings; only {', '.join(RESUME_MAY_CHANGE)} may be given with it (those not given: the run's own "
+        f"--epochs and --data-root, the defaults of the others)")
     return check_args(p.parse_args(argv), given=[a.split("=")[0] for a in argv if a.startswith("--")])
 
 
@@ -231,7 +233,7 @@ def init_weights(G, D, kind, image_size):
         # G's last layer is the only one that no batch norm rescales. At N(0, 0.02) it makes G start on
         # flat grey images (pre-tanh std 0.15, no pixel near -1, where most of MNIST is). At 64x64 D, a
         # block deeper, soon tells them from the smooth upsampled digits and can win before G learns
-        # contrast. PyTorch's default init of that one layer (weights std 0.14) starts G at pre-tanh std 1.2.
+        # contrast. PyTorch's default init of that one layer (weights std 0.14) starts G at pre-tanh std ~1 (0.9-1.2).
         G.net[-2].reset_parameters()  # net[-2]: the last ConvTranspose2d (net[-1] is the Tanh)
 
 
@@ -271,7 +273,8 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
-    elif device.type == "cpu":  # this also stops MKL choosing fewer threads itself: every step sums in the same order
+    elif device.type == "cpu":  # the count PyTorch uses already (and the checkpoint records): set, it also
+        # stops MKL choosing fewer threads on its own, so every step sums in the same order
         torch.set_num_threads(args.threads)
     data, classes = load_data(args, device)
     nc, n_classes = DATASETS[args.dataset], len(classes)
@@ -306,7 +309,7 @@ def main(argv=None):
                     # G's step (2) scores again the fakes of the last k, so only they need their graph through G
                     with torch.set_grad_enabled(k == args.d_steps - 1):
                         fake = G(torch.randn(args.batch_size, args.nz, 1, 1, device=device), y)
-                    out_real = D(real, y)  # logits: D(x) in the docstring is sigmoid(out_real)
+                    out_real = D(real, y)  # logits: D(x, y) in the docstring is sigmoid(out_real)
                     out_fake = D(fake.detach(), y)  # detach: L_D's gradient stops at D, and fake's graph stays for (2)
                     loss_D = discriminator_loss(out_real, out_fake)
                     opt_D.zero_grad(set_to_none=True)
@@ -320,7 +323,7 @@ def main(argv=None):
                 loss_G = generator_loss(D(fake, y), args.loss)
                 opt_G.zero_grad(set_to_none=True)
                 loss_G.backward()
-                grad_G = grad_norm(G)  # how hard L_G pushes G: near 0, G learns nothing
+                grad_G = grad_norm(G)  # how hard L_G pushes G (Adam rescales it: compare it with its own past)
                 opt_G.step()
                 D.requires_grad_(True)
 

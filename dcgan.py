@@ -22,18 +22,19 @@ What to watch (the progress line, and losses.png in the run folder, one panel ea
   median grad_G over steps 10-150 read 1.3 with --loss saturating, 12.1 with the default (seed 0).
 - spread across z, printed at each epoch's end: how much the 64 samples of the grid differ, the
   mean over pixels of each pixel's standard deviation across them. 64 real MNIST digits read about
-  0.34; the default run reads SPREAD_OK after 5 epochs. Near 0, G draws one image whatever z:
+  0.34; the default run reads 0.29 after 1 epoch, 0.34 after 5. Near 0, G draws one image whatever z:
   mode collapse (--image-size 64 --weight-init normal --seed 1, a run that fails, reads SPREAD_BAD).
 
 Recipe: DCGAN (Radford, Metz & Chintala 2015): transposed convolutions with batch norm and ReLU in
 G, strided convolutions with batch norm and LeakyReLU(0.2) in D, no pooling and no fully connected
 layers, Adam with beta1 = 0.5, weights from N(0, 0.02). Departures (the course practical's
 defaults): 32x32 images (MNIST's 28x28, resized), so one block fewer than the paper's 64x64
-networks; narrower networks (ngf = 32, where the paper's G has 128 channels before its last
-layer); lr 5e-4 for G where the paper has 2e-4. One of our own: at 64x64, G's last layer keeps
-PyTorch's default initialisation. At N(0, 0.02) G starts on flat grey images, and D, a block deeper
-at 64x64, often wins in the first hundred steps (init_weights, beside the networks, measures why).
-The paper's settings: --image-size 64 --ngf 128 --lr-g 2e-4 --weight-init normal.
+networks; narrower networks (ngf = ndf = 32, where the paper's G ends on 128 channels and its D
+starts on 128); lr 5e-4 for G where the paper has 2e-4; z ~ N(0, I), where the paper draws z
+uniformly from [-1, 1]. One of our own: at 64x64, G's last layer keeps PyTorch's default
+initialisation. At N(0, 0.02) G starts on flat grey images, and D, a block deeper at 64x64, often
+wins in the first hundred steps (init_weights, beside the networks, gives the numbers).
+The paper's settings: --image-size 64 --ngf 128 --ndf 128 --lr-g 2e-4 --weight-init normal.
 
     python dcgan.py                                   # MNIST at 32x32, 5 epochs
     python dcgan.py --ndf 256 --epochs 30 --loss saturating
@@ -101,7 +102,8 @@ def parse_args(argv=None):
     add("--max-steps", type=int, default=None, help="stop once the run has made this many generator updates")
     add("--out", default=None, help="run folder (default: runs/dcgan-<date-time>)")
     add("--resume", default=None, metavar="CHECKPOINT", help="continue the run saved in this checkpoint.pt, with its "
-        f"settings; only {', '.join(RESUME_MAY_CHANGE)} may be given with it")
+        f"settings; only {', '.join(RESUME_MAY_CHANGE)} may be given with it (those not given: the run's own "
+        f"--epochs and --data-root, the defaults of the others)")
     return check_args(p.parse_args(argv), given=[a.split("=")[0] for a in argv if a.startswith("--")])
 
 
@@ -117,7 +119,7 @@ def load_data(args, device):
     x = download(args)  # uint8: N x H x W (MNIST) or N x H x W x C (CIFAR-10)
     x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
     x = x.float().div_(127.5).sub_(1)  # [0, 255] -> [-1, 1], the range of G's Tanh (in place: less memory)
-    if x.shape[-1] != args.image_size:  # 28 -> 32 or 64: DCGAN's strides want a power of two
+    if x.shape[-1] != args.image_size:  # 28 or 32 -> 32 or 64: DCGAN's strides want a power of two
         x = F.interpolate(x, size=(args.image_size, args.image_size), mode="bilinear")  # only upsampling: no antialiasing needed
     return x.to(device)
 
@@ -205,7 +207,7 @@ def init_weights(G, D, kind, image_size):
         # G's last layer is the only one that no batch norm rescales. At N(0, 0.02) it makes G start on
         # flat grey images (pre-tanh std 0.15, no pixel near -1, where most of MNIST is). At 64x64 D, a
         # block deeper, soon tells them from the smooth upsampled digits and can win before G learns
-        # contrast. PyTorch's default init of that one layer (weights std 0.14) starts G at pre-tanh std 1.2.
+        # contrast. PyTorch's default init of that one layer (weights std 0.14) starts G at pre-tanh std ~1 (0.9-1.2).
         G.net[-2].reset_parameters()  # net[-2]: the last ConvTranspose2d (net[-1] is the Tanh)
 
 
@@ -244,7 +246,8 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
-    elif device.type == "cpu":  # this also stops MKL choosing fewer threads itself: every step sums in the same order
+    elif device.type == "cpu":  # the count PyTorch uses already (and the checkpoint records): set, it also
+        # stops MKL choosing fewer threads on its own, so every step sums in the same order
         torch.set_num_threads(args.threads)
     data = load_data(args, device)
     nc = DATASETS[args.dataset]
@@ -290,7 +293,7 @@ def main(argv=None):
                 loss_G = generator_loss(D(fake), args.loss)
                 opt_G.zero_grad(set_to_none=True)
                 loss_G.backward()
-                grad_G = grad_norm(G)  # how hard L_G pushes G: near 0, G learns nothing
+                grad_G = grad_norm(G)  # how hard L_G pushes G (Adam rescales it: compare it with its own past)
                 opt_G.step()
                 D.requires_grad_(True)
 

@@ -41,7 +41,7 @@ Defaults as in the paper: lambda = 10, n_critic = 5, Adam lr = 1e-4, beta1 = 0, 
 batch 64, z in R^128, here on CelebA at 128x128. No batch norm in the critic (see Critic).
 
     python wgan_gp.py --dataset folder --data-root ~/data/img_align_celeba   # CelebA, 128x128
-    python wgan_gp.py --dataset mnist --image-size 32 --ngf 32 --ndf 32 --epochs 5
+    python wgan_gp.py --dataset mnist --ngf 32 --ndf 32                  # MNIST, 32x32
 """
 import argparse
 import csv
@@ -103,7 +103,8 @@ def parse_args(argv=None):
     add("--max-steps", type=int, default=None, help="stop once the run has made this many generator updates")
     add("--out", default=None, help="run folder (default: runs/wgan_gp-<date-time>)")
     add("--resume", default=None, metavar="CHECKPOINT", help="continue the run saved in this checkpoint.pt, with its "
-        f"settings; only {', '.join(RESUME_MAY_CHANGE)} may be given with it")
+        f"settings; only {', '.join(RESUME_MAY_CHANGE)} may be given with it (those not given: the run's own "
+        f"--epochs and --data-root, the defaults of the others)")
     return check_args(p.parse_args(argv), given=[a.split("=")[0] for a in argv if a.startswith("--")])
 
 
@@ -149,7 +150,9 @@ def batches(data, args, epoch, skip, device):
 
 # ----------------------------------------------------------------------------- networks
 class Generator(nn.Module):
-    """z (nz) -> image (nc x S x S) in [-1, 1].
+    """z (nz) -> image (nc x S x S) in [-1, 1]. At --dataset mnist --ngf 32 (S = 32):
+    128 -> 256x4x4 -> 128x8x8 -> 64x16x16 -> 32x32x32 -> 1x32x32. At the defaults (S = 128):
+    128 -> 512x4x4 -> 512x8x8 -> 512x16x16 -> 256x32x32 -> 128x64x64 -> 64x128x128 -> 3x128x128.
 
     A linear layer makes a 4x4 map; blocks of (upsample x2, 3x3 convolution, batch norm, ReLU) grow
     it to S x S (3 blocks at 32x32, 5 at 128x128), and a 3x3 convolution with Tanh gives the image.
@@ -161,7 +164,7 @@ class Generator(nn.Module):
     def __init__(self, nz=128, ngf=64, nc=3, image_size=128):
         super().__init__()
         blocks = int(math.log2(image_size // 4))  # x2 upsamplings from 4x4: 3 at 32, 4 at 64, 5 at 128
-        w = [ngf * min(8, 2 ** (blocks - i)) for i in range(blocks + 1)]  # ngf*8 at 4x4, halving to ngf
+        w = [ngf * min(8, 2 ** (blocks - i)) for i in range(blocks + 1)]  # from S x S back to 4x4: ngf, doubling, at most ngf*8
         self.stem = nn.Sequential(nn.Linear(nz, w[0] * 4 * 4, bias=False), nn.Unflatten(1, (w[0], 4, 4)),
                                   nn.BatchNorm2d(w[0]), nn.ReLU(True))
         self.blocks = nn.Sequential(*[nn.Sequential(
@@ -234,7 +237,8 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
-    elif device.type == "cpu":  # this also stops MKL choosing fewer threads itself: every step sums in the same order
+    elif device.type == "cpu":  # the count PyTorch uses already (and the checkpoint records): set, it also
+        # stops MKL choosing fewer threads on its own, so every step sums in the same order
         torch.set_num_threads(args.threads)
     data = load_data(args, device)
     nc = DATASETS[args.dataset]
@@ -244,7 +248,7 @@ def main(argv=None):
              f"{args.n_critic}; lower --batch-size or --n-critic")
 
     G = Generator(args.nz, args.ngf, nc, args.image_size).to(device)
-    D = Critic(args.ndf, nc, args.image_size).to(device)  # PyTorch's default initialisation: the paper sets none
+    D = Critic(args.ndf, nc, args.image_size).to(device)  # PyTorch's default init (the paper's code: a He-style uniform)
     opt_G = torch.optim.Adam(G.parameters(), lr=args.lr_g, betas=(args.beta1, args.beta2))
     opt_D = torch.optim.Adam(D.parameters(), lr=args.lr_d, betas=(args.beta1, args.beta2))
     fixed_noise = torch.randn(64, args.nz, device=device)  # the same 64 z for every saved grid
