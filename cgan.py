@@ -25,8 +25,9 @@ What to watch (the progress line, and losses.png in the run folder, one panel ea
   and 0.3). The losses tell the balance of the game, not the quality: look at the grids.
 - grad_G, grad_D: how hard each loss pushes its network, the L2 norm of all its weights' gradients
   (Adam rescales each step, so read a norm against its own past, not against 0). D(G(z,y),y) near 0
-  does not stop G: the non-saturating loss then gives G its strongest gradients. With --loss
-  saturating, G's gradient shrinks exactly then (dcgan.py's docstring gives numbers).
+  does not stop G: the non-saturating loss pulls each fake's logit with weight 1 - D(G(z,y),y), in
+  full there. With --loss saturating the weight is D(G(z,y),y), and G's gradient shrinks exactly
+  then (dcgan.py's docstring gives numbers).
 - spread across z, printed at each epoch's end: how much the grid's samples of one class differ
   (each pixel's standard deviation across the 10 z of a row, averaged over pixels and rows). The
   variety between classes does not count: a G that draws one "7" for every z reads near 0 even

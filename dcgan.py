@@ -18,10 +18,10 @@ What to watch (the progress line, and losses.png in the run folder, one panel ea
   0.7 and 0.3). The losses tell the balance of the game, not the quality: look at the grids.
 - grad_G, grad_D: how hard each loss pushes its network, the L2 norm of all its weights' gradients
   (Adam rescales each step, so read a norm against its own past, not against 0). D(G(z)) near 0
-  does not stop G: the non-saturating loss then gives G its strongest gradients, and the README's
-  runs recover from it. The saturating loss weights each fake by D(G(z)), so the fakes D rejects
-  outright barely move G: on MNIST, G's median grad_G over steps 10-150 read 1.3 with --loss
-  saturating, 12.1 with the default (seed 0).
+  does not stop G: the non-saturating loss pulls each fake's logit with weight 1 - D(G(z)), in full
+  there, and the README's runs recover from such spells. The saturating loss weights each fake by
+  D(G(z)) instead, so the fakes D rejects outright barely move G: on MNIST, G's median grad_G over
+  steps 10-150 read 1.3 with --loss saturating, 12.1 with the default (seed 0).
 - spread across z, printed at each epoch's end: how much the 64 samples of the grid differ, the
   mean over pixels of each pixel's standard deviation across them. 64 real MNIST digits read about
   0.34; the default run reads 0.29 after 1 epoch, 0.34 after 5. Near 0, G draws one image
