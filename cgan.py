@@ -671,7 +671,7 @@ def save_log_and_plots(history, out, steps_per_epoch):
     if grids:
         ax_spread.plot(*zip(*grids), "o-", color="tab:purple", label="spread across z within a class, in the sample grid")
     for ax in (ax_loss, ax_prob, ax_grad, ax_spread):
-        ax.legend(loc="lower right" if ax is ax_spread else "upper right")
+        ax.legend(loc="upper right")
         ax.vlines(range(steps_per_epoch, steps[-1], steps_per_epoch), 0, 1, transform=ax.get_xaxis_transform(),
                   color="grey", alpha=0.3, linewidth=0.8)  # epoch boundaries
     ax_loss.set_ylabel("loss")
@@ -679,7 +679,7 @@ def save_log_and_plots(history, out, steps_per_epoch):
     ax_prob.set(ylim=(0, 1), ylabel="D's probability of 'real'")
     ax_grad.set(yscale="log" if any(v > 0 for v in column["grad_G"]) else "linear",  # (none > 0: diverged at once)
                 ylabel="gradient norm")  # near 0 for G: its loss has stopped pushing it
-    ax_spread.set(ylim=(0, None), ylabel="spread", xlabel=f"generator step ({steps_per_epoch} per epoch)")
+    ax_spread.set(ylim=(0, 1), ylabel="spread", xlabel=f"generator step ({steps_per_epoch} per epoch)")  # a std of [-1, 1]: <= 1
     fig.savefig(os.path.join(out, "losses.png"), dpi=100)
     frames = [Image.open(p) for p in sorted(glob.glob(os.path.join(out, "samples_epoch_*.png")))]
     if frames:  # each grid for 0.6 s, the last one for 2 s
