@@ -31,7 +31,8 @@ What to watch (the progress line, and losses.png in the run folder, one panel ea
 - spread across z, printed at each epoch's end: how much the grid's samples of one class differ
   (each pixel's standard deviation across the 10 z of a row, averaged over pixels and rows). The
   variety between classes does not count: a G that draws one "7" for every z reads near 0 even
-  if its ten classes differ. Ten real MNIST digits of one class read about 0.26.
+  if its ten classes differ. Ten real MNIST digits of one class read about 0.26; the default run
+  reads 0.22 after 1 epoch, 0.24 after 5.
 
 Recipe: DCGAN (Radford, Metz & Chintala 2015), as in dcgan.py. Departures (the course practical's
 defaults): 32x32 images (MNIST's 28x28, resized), so one block fewer than the paper's 64x64
