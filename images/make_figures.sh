@@ -94,7 +94,8 @@ experiment() {
 dcgan_pics() { printf 'samples_epoch_%03d.png:dcgan_%s_samples.png losses.png:dcgan_%s_losses.png' "$2" "$1" "$1"; }
 
 # In the order they run: first those the docstrings and the README's first pages quote; interpolate_*
-# after the runs they draw from. default_seed1 and default_seed2 (seed noise) and wgan_gp_mnist_no_gp (the
+# after the runs they draw from. default_seed1 and default_seed2 (seed noise), default_3_epochs (the FD that 3-epoch
+# runs compare with) and wgan_gp_mnist_no_gp (the
 # critic's slope without its penalty, against wgan_gp_mnist's) make a scores row and no picture of their own.
 experiment default "samples_epoch_001.png:dcgan_default_epoch1_samples.png samples_epoch_003.png:dcgan_default_epoch3_samples.png
   samples_epoch_005.png:dcgan_default_samples.png progress.gif:dcgan_default_progress.gif losses.png:dcgan_default_losses.png" \
@@ -118,6 +119,7 @@ experiment wgan_gp_mnist "samples_epoch_005.png:wgan_gp_mnist_epoch5_samples.png
 experiment wgan_gp_mnist_no_gp "" "python wgan_gp.py --dataset mnist --ngf 32 --ndf 32 --epochs 5 --lambda-gp 0"
 experiment default_seed1 "" "python dcgan.py --seed 1"
 experiment default_seed2 "" "python dcgan.py --seed 2"
+experiment default_3_epochs "" "python dcgan.py --epochs 3"  # the default run's first 3 epochs (same seed, same steps): its FD there
 experiment ngf_8 "$(dcgan_pics ngf_8 3)" "python dcgan.py --epochs 3 --ngf 8"
 experiment ngf_128 "$(dcgan_pics ngf_128 1)" "python dcgan.py --epochs 1 --ngf 128"
 experiment ndf_8 "$(dcgan_pics ndf_8 3)" "python dcgan.py --epochs 3 --ndf 8"
