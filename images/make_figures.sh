@@ -94,9 +94,9 @@ experiment() {
 dcgan_pics() { printf 'samples_epoch_%03d.png:dcgan_%s_samples.png losses.png:dcgan_%s_losses.png' "$2" "$1" "$1"; }
 
 # In the order they run: first those the docstrings and the README's first pages quote; interpolate_*
-# after the runs they draw from. default_seed1 and default_seed2 (seed noise), default_3_epochs (the FD that 3-epoch
-# runs compare with) and wgan_gp_mnist_no_gp (the
-# critic's slope without its penalty, against wgan_gp_mnist's) make a scores row and no picture of their own.
+# after the runs they draw from. default_seed1 and default_seed2 (seed noise), default_3_epochs (the FD
+# that the 3-epoch runs compare with) and wgan_gp_mnist_no_gp (the critic's slope without its penalty,
+# against wgan_gp_mnist's) make a scores row and no picture of their own.
 experiment default "samples_epoch_001.png:dcgan_default_epoch1_samples.png samples_epoch_003.png:dcgan_default_epoch3_samples.png
   samples_epoch_005.png:dcgan_default_samples.png progress.gif:dcgan_default_progress.gif losses.png:dcgan_default_losses.png" \
   "python dcgan.py"
