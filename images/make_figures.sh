@@ -405,7 +405,7 @@ out, runs, column, ylabel, log_scale, line_at, *pairs = sys.argv[1:]
 fig = Figure(figsize=(10, 3.6), layout="constrained")
 ax = fig.subplots()
 for pair in pairs:
-    label, name = pair.split("=")
+    label, name = pair.rsplit("=", 1)
     with open(os.path.join(runs, name, "log.csv"), newline="") as f:
         rows = [(int(r["step"]), float(r[column])) for r in csv.DictReader(f) if r[column]]
     steps, values = zip(*rows)
