@@ -275,8 +275,8 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
-    elif device.type == "cpu":  # the count PyTorch uses already (and the checkpoint records): set, it also
-        # stops MKL choosing fewer threads on its own, so every step sums in the same order
+    elif device.type == "cpu":  # PyTorch's own count, which the checkpoint records; setting it also
+        # stops MKL from choosing fewer threads on its own, so every step sums in the same order
         torch.set_num_threads(args.threads)
     data, classes = load_data(args, device)
     nc, n_classes = DATASETS[args.dataset], len(classes)
@@ -678,7 +678,7 @@ def save_log_and_plots(history, out, steps_per_epoch):
     ax_prob.axhline(0.5, color="grey", linestyle=":", linewidth=1)  # D's output at the game's equilibrium
     ax_prob.set(ylim=(0, 1), ylabel="D's probability of 'real'")
     ax_grad.set(yscale="log" if any(v > 0 for v in column["grad_G"]) else "linear",  # (none > 0: diverged at once)
-                ylabel="gradient norm")  # near 0 for G: its loss has stopped pushing it
+                ylabel="gradient norm")  # far below its own past for G: its loss has stopped pushing it
     ax_spread.set(ylim=(0, 1), ylabel="spread", xlabel=f"generator step ({steps_per_epoch} per epoch)")  # a std of [-1, 1]: <= 1
     fig.savefig(os.path.join(out, "losses.png"), dpi=100)
     frames = [Image.open(p) for p in sorted(glob.glob(os.path.join(out, "samples_epoch_*.png")))]

@@ -239,8 +239,8 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
-    elif device.type == "cpu":  # the count PyTorch uses already (and the checkpoint records): set, it also
-        # stops MKL choosing fewer threads on its own, so every step sums in the same order
+    elif device.type == "cpu":  # PyTorch's own count, which the checkpoint records; setting it also
+        # stops MKL from choosing fewer threads on its own, so every step sums in the same order
         torch.set_num_threads(args.threads)
     data = load_data(args, device)
     nc = DATASETS[args.dataset]
