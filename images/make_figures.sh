@@ -22,7 +22,10 @@
 # checkpoint draws 10,000 samples from fresh noise (a cGAN: 1,000 of each digit) into
 # runs/figures/NAME/samples10k.pt, and the tool scores them. images/scores.tsv gets one row per
 # experiment: name, command, fd, classes_covered, cond_acc (cGAN), the run's last spread (log.csv), and
-# the minutes its commands took. Without the tool the scores read NA.
+# the minutes its commands took. The long run is also scored after every epoch: while it trains, the
+# driver copies its checkpoint each time the script replaces it (once an epoch), and then scores each
+# copy the same way, into images/long_epochs.tsv (epoch, step, fd, classes_covered, and the smallest
+# and largest share of one digit). Without the tool the scores read NA, and no epoch is kept.
 #
 # Whole set: about TODO hours on a 2-core CPU (to be filled after the full run).
 # Rough times per experiment, from the README's earlier figures (machines and script versions differed;
@@ -134,6 +137,7 @@ experiment long "samples_epoch_005.png:dcgan_long_epoch5_samples.png samples_epo
   samples_epoch_030.png:dcgan_long_epoch30_samples.png losses.png:dcgan_long_losses.png" \
   "python dcgan.py --epochs 30"
 experiment cgan_d_label_off "samples_epoch_005.png:cgan_d_label_off_samples.png" "python cgan.py --d-label off"
+EVERY_EPOCH=" long "  # also scored after every epoch (a copy of each epoch's checkpoint): images/NAME_epochs.tsv
 experiment wgan_gp_shapes "samples_epoch_015.png:wgan_gp_shapes_samples.png" \
   "python wgan_gp.py --dataset folder --data-root shapes --image-size 32 --ngf 32 --ndf 32 --epochs 15"
 
@@ -142,6 +146,7 @@ if [ "$LIST" = 1 ]; then
     printf '%s\n' "$name"
     while IFS= read -r cmd; do printf '    %s\n' "$cmd"; done <<< "${CMDS[$name]}"
     for pair in ${PICS[$name]}; do printf '    -> images/%s\n' "${pair#*:}"; done
+    [[ "$EVERY_EPOCH" != *" $name "* ]] || printf '    -> images/%s_epochs.tsv (its scores after every epoch)\n' "$name"
   done
   exit 0
 fi
@@ -191,6 +196,9 @@ done_already() {  # every picture in place, and a row (with an fd, where it can 
   for pair in ${PICS[$name]}; do [ -f "$DEST/${pair#*:}" ] || return 1; done
   row=$(row_of "$name")
   [ -n "$row" ] || return 1
+  if [ "$SCORING" = 1 ] && [[ "$EVERY_EPOCH" == *" $name "* ]] && [ ! -f "$DEST/${name}_epochs.tsv" ]; then
+    return 1
+  fi
   if [ "$SCORING" = 1 ] && is_mnist "$name" && [ "$(printf '%s' "$row" | cut -f3)" = NA ]; then
     return 1  # an MNIST run made without the scoring tool
   fi
@@ -204,6 +212,7 @@ remove_outputs() {  # remove_outputs NAME [pictures]: its run folder and row; wi
     for pair in ${PICS[$name]}; do rm -f "$DEST/${pair#*:}"; done
   fi
   set_row "$name" ""
+  [ "${2:-}" != pictures ] || rm -f "$DEST/${name}_epochs.tsv"
 }
 
 set_row() {  # set_row NAME ROW: replace NAME's row of scores.tsv (ROW empty: remove it); rows in NAMES' order
@@ -273,6 +282,46 @@ torch.save({"images": torch.cat(images), **({"labels": labels} if n_classes else
 PY
 }
 
+keep_checkpoints() {  # keep_checkpoints FOLDER: until killed, copy FOLDER/checkpoint.pt into FOLDER/epochs/ each
+  # time the run replaces it (at each epoch's end; the script replaces it in one atomic rename, so a copy is whole)
+  local folder=$1 seen="" now k=0
+  while true; do
+    now=$(stat -c '%i %y' "$folder/checkpoint.pt" 2>/dev/null || true)
+    if [ -n "$now" ] && [ "$now" != "$seen" ]; then  # epochs/ only now: the script wants a new or empty --out
+      k=$((k + 1))
+      mkdir -p "$folder/epochs"
+      cp "$folder/checkpoint.pt" "$folder/epochs/copy_$k.pt" && seen=$now
+    fi
+    sleep 2
+  done
+}
+
+score_epochs() {  # score_epochs FOLDER TSV: score each checkpoint kept in FOLDER/epochs/, one row per step
+  local folder=$1 tsv=$2 epoch step path one
+  "$PY" - "$folder/epochs" > "$folder/epochs/index.txt" <<'PY'
+import glob, os, sys
+import torch
+kept = {}  # the same state may have been copied twice
+for path in glob.glob(os.path.join(sys.argv[1], "copy_*.pt")):
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    kept[checkpoint["step"]] = (checkpoint["epoch"], path)
+for step, (epoch, path) in sorted(kept.items()):
+    print(epoch, step, path)
+PY
+  printf 'epoch\tstep\tfd\tclasses_covered\tsmallest_class\tlargest_class\n' > "$tsv.tmp"
+  while read -r epoch step path <&3; do
+    one=$folder/epochs/step_$step
+    mkdir -p "$one"
+    cp "$path" "$one/checkpoint.pt"
+    draw_samples "$one" "$N_SAMPLES"
+    "$PY" "$TOOL" "$one/samples10k.pt" --data-root "$DATA_ROOT" > "$one/scores.json"
+    "$PY" -c 'import json, sys; s = json.loads(sys.stdin.read().strip().splitlines()[-1]); h = s["class_hist"]
+print("\t".join(sys.argv[1:] + [str(s["fd"]), str(s["classes_covered"]), f"{min(h) / sum(h):.3f}", f"{max(h) / sum(h):.3f}"]))' \
+      "$epoch" "$step" < "$one/scores.json" >> "$tsv.tmp"
+  done 3< "$folder/epochs/index.txt"
+  mv "$tsv.tmp" "$tsv"
+}
+
 shrink() {  # shrink PNG...: a plot in 256 colours, without dithering, looks the same at half the size (8 MB in all)
   "$PY" - "$@" <<'PY'
 import sys
@@ -315,6 +364,12 @@ run_experiment() {  # in a subshell: any failing command fails the experiment, a
     needs=${needs%% *}
     [ -f "$needs/checkpoint.pt" ] || { echo "needs $needs/checkpoint.pt: make that run first" >> "$log"; return 1; }
   fi
+  local keeper=""
+  if [ "$SCORING" = 1 ] && [[ "$EVERY_EPOCH" == *" $name "* ]]; then
+    keep_checkpoints "$folder" &
+    keeper=$!
+    trap "kill $keeper 2> /dev/null || true" EXIT  # a failing command ends this subshell: the copier with it
+  fi
   start=$(date +%s)
   while IFS= read -r cmd; do
     read -r -a words <<< "$cmd"
@@ -335,6 +390,11 @@ run_experiment() {  # in a subshell: any failing command fails the experiment, a
     "${words[@]}" >> "$log" 2>&1
   done <<< "${CMDS[$name]}"
   seconds=$(( $(date +%s) - start ))
+  if [ -n "$keeper" ]; then
+    kill "$keeper" 2> /dev/null || true
+    mkdir -p "$folder/epochs"
+    cp "$folder/checkpoint.pt" "$folder/epochs/copy_last.pt"  # the last one, had the copier not seen it yet
+  fi
 
   fields=$(printf 'NA\tNA\tNA')
   if [ "$SCORING" = 1 ] && is_mnist "$name"; then
@@ -343,6 +403,10 @@ run_experiment() {  # in a subshell: any failing command fails the experiment, a
     "$PY" "$TOOL" "$folder/samples10k.pt" --data-root "$DATA_ROOT" > "$folder/scores.json" 2>> "$log"
     cat "$folder/scores.json" >> "$log"
     fields=$(score_fields < "$folder/scores.json")
+    if [ -n "$keeper" ]; then
+      echo "scoring every epoch into $DEST/${name}_epochs.tsv" >> "$log"
+      score_epochs "$folder" "$DEST/${name}_epochs.tsv" >> "$log" 2>&1
+    fi
   fi
   spread=NA
   [ "$k" -eq 0 ] || spread=$(last_spread "$folder/log.csv")
