@@ -27,14 +27,14 @@
 # copy the same way, into images/long_epochs.tsv (epoch, step, fd, classes_covered, and the smallest
 # and largest share of one digit). Without the tool the scores read NA, and no epoch is kept.
 #
-# Whole set: about TODO hours on a 2-core CPU (to be filled after the full run).
-# Rough times per experiment, from the README's earlier figures (machines and script versions differed;
-# the full run will replace them): default, default_seed1, default_seed2 about 3 to 10 min each;
-# ngf_8 5 min; ngf_128 6 min; ndf_8 3 min; ndf_128 13 min; lr_g_10x, lr_d_10x, saturating,
-# init_default, nz_10 about 6 min each; nz_1000 7 min; d_steps_2 5 min; size_64 8 to 26 min;
-# size_64_normal 3 to 9 min; long 24 to 35 min (30 epochs of 48 to 70 s); cgan, cgan_d_label_off
-# 12 min each; wgan_gp_mnist 34 to 38 min (8 epochs of 252 to 284 s); wgan_gp_mnist_no_gp 21 to
-# 24 min; wgan_gp_shapes 7 min; interpolate_dcgan, interpolate_cgan seconds.
+# Whole set: about 2 3/4 hours on a 2-core CPU with nothing else running, 2.5 hours of training and
+# 15 minutes of scoring. images/scores.tsv's last column gives the minutes each experiment's commands
+# took when these pictures were made (some of them while other work shared the machine). Alone on the
+# machine: long 30 min (30 epochs of 53 to 67 s, then 9 min to score every epoch); wgan_gp_mnist 18
+# min (8 epochs of 127 to 141 s); size_64 16 min; wgan_gp_mnist_no_gp 12 min; ndf_128 7 min; cgan,
+# cgan_d_label_off, size_64_normal about 6 min each; default, default_seed1, default_seed2 about 5
+# min each; wgan_gp_shapes 5 min; nz_1000 5 min; the other 3-epoch runs 1.5 to 3.5 min each;
+# interpolate_dcgan and interpolate_cgan seconds. Each MNIST run's scoring adds about 20 s.
 #
 # For testing the driver itself (hidden settings): FIGURES_MAX_STEPS=N adds --max-steps N to each
 # training command (N, 2N, ... for an experiment's successive commands, so that --resume goes on) and
