@@ -133,7 +133,7 @@ experiment nz_1000 "$(dcgan_pics nz_1000 3)" "python dcgan.py --epochs 3 --nz 10
 experiment d_steps_2 "$(dcgan_pics d_steps_2 3)" "python dcgan.py --epochs 3 --d-steps 2"
 experiment size_64 "$(dcgan_pics size_64 3)" "python dcgan.py --epochs 3 --image-size 64"
 experiment long "samples_epoch_005.png:dcgan_long_epoch5_samples.png samples_epoch_011.png:dcgan_long_epoch11_samples.png
-  samples_epoch_012.png:dcgan_long_epoch12_samples.png samples_epoch_026.png:dcgan_long_epoch26_samples.png
+  samples_epoch_015.png:dcgan_long_epoch15_samples.png samples_epoch_027.png:dcgan_long_epoch27_samples.png
   samples_epoch_030.png:dcgan_long_epoch30_samples.png losses.png:dcgan_long_losses.png" \
   "python dcgan.py --epochs 30"
 experiment cgan_d_label_off "samples_epoch_005.png:cgan_d_label_off_samples.png" "python cgan.py --d-label off"
