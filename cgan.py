@@ -671,7 +671,8 @@ def save_log_and_plots(history, out, steps_per_epoch):
     if grids:
         ax_spread.plot(*zip(*grids), "o-", color="tab:purple", label="spread across z within a class, in the sample grid")
     for ax in (ax_loss, ax_prob, ax_grad, ax_spread):
-        ax.legend(loc="upper right")
+        if ax.get_legend_handles_labels()[0]:  # the spread panel stays empty until the first grid
+            ax.legend(loc="upper right")
         ax.vlines(range(steps_per_epoch, steps[-1], steps_per_epoch), 0, 1, transform=ax.get_xaxis_transform(),
                   color="grey", alpha=0.3, linewidth=0.8)  # epoch boundaries
     ax_loss.set_ylabel("loss")
