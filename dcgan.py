@@ -109,8 +109,8 @@ def load_data(args, device):
     try:
         x = torch.as_tensor(dataset(root, train=True, download=True).data)  # uint8: N x H x W (x C for CIFAR-10)
     except (OSError, RuntimeError) as e:  # no internet (URLError is an OSError), or a broken file
-        reason = str(e).strip().splitlines()[-1]  # torchvision names each address it tried: the last error
-        fail(f"{args.dataset} is not in {root} and could not be downloaded ({reason}); "
+        reason = str(e).strip().splitlines()[-1].removeprefix("<urlopen error ")  # the last address's error
+        fail(f"{args.dataset} is not in {root} and could not be downloaded ({reason.removesuffix('>')}); "
              f"connect to the internet, or point --data-root at a folder that holds it")
     x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
     x = x.float().div_(127.5).sub_(1)  # [0, 255] -> [-1, 1], the range of G's Tanh (in place: less memory)
@@ -396,7 +396,7 @@ def save_log_and_plots(history, out, steps_per_epoch):
     steps = range(1, len(history) + 1)
     fig = Figure(figsize=(10, 11), layout="constrained")
     ax_loss, ax_prob, ax_grad, ax_spread = axes = fig.subplots(4, 1, sharex=True, height_ratios=[1, 1, 1, 0.6])
-    for ax, name, color, label in ((ax_loss, "loss_D", "tab:blue", "Loss_D"), 
+    for ax, name, color, label in ((ax_loss, "loss_D", "tab:blue", "Loss_D"),
                                    (ax_loss, "loss_G", "tab:orange", "Loss_G"),
                                    (ax_prob, "D_x", "tab:green", "D(x)"), (ax_prob, "D_G_z", "tab:red", "D(G(z))"),
                                    (ax_grad, "grad_D", "tab:blue", r"grad_D = $\|\nabla_{\theta_D} L_D\|$"),
