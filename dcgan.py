@@ -84,7 +84,7 @@ def parse_args(argv=None):
     add("--max-steps", type=int, default=None, help="stop once the run has made this many generator updates")
     add("--out", default=None, help="run folder; none: runs/dcgan-<date-time>")
     add("--resume", default=None, metavar="CHECKPOINT", help="go on with the run saved in this checkpoint.pt, with "
-        "its settings but for the flags given now (not those that shape the networks or batches)")
+        "its settings but for the flags given now (not those of the networks, optimisers or batches)")
     return check_args(p, argv)  # (bookkeeping, below)
 
 
@@ -291,7 +291,8 @@ def check_args(p, argv):
         if script != SCRIPT:
             fail(f"--resume {args.resume} was written by {script}.py; resume it with that script")
         args = p.parse_args(argv, namespace=argparse.Namespace(**checkpoint["args"]))
-        for name in ("dataset", "image_size", "nz", "ngf", "ndf", "batch_size", "d_steps", "seed"):
+        for name in ("dataset", "image_size", "nz", "ngf", "ndf", "batch_size", "d_steps", "seed", "lr_d", "lr_g",
+                     "beta1", "beta2"):  # the networks, their optimisers (restored as saved) and the batches
             if getattr(args, name) != checkpoint["args"][name]:
                 fail(f"--{name.replace('_', '-')} cannot change on --resume: start a new run to change it")
         args.out = os.path.dirname(os.path.abspath(args.resume))
