@@ -88,7 +88,7 @@ def parse_args(argv=None):
     add("--max-steps", type=int, default=None, help="stop once the run has made this many generator updates")
     add("--out", default=None, help="run folder; none: runs/cgan-<date-time>")
     add("--resume", default=None, metavar="CHECKPOINT", help="go on with the run saved in this checkpoint.pt, with "
-        "its settings but for the flags given now (not those that shape the networks or batches)")
+        "its settings but for the flags given now (not those of the networks, optimisers or batches)")
     return check_args(p, argv)  # (bookkeeping, below)
 
 
@@ -305,7 +305,8 @@ def check_args(p, argv):
         try:
             checkpoint = torch.load(args.resume, map_location="cpu", weights_only=True)
             args = p.parse_args(argv, namespace=argparse.Namespace(**checkpoint["args"]))
-            for name in ("dataset", "image_size", "nz", "ngf", "ndf", "batch_size", "d_steps", "seed", "d_label"):
+            for name in ("dataset", "image_size", "nz", "ngf", "ndf", "batch_size", "d_steps", "seed", "d_label",
+                         "lr_d", "lr_g", "beta1", "beta2"):  # the optimisers are restored as saved
                 if getattr(args, name) != checkpoint["args"][name]:
                     fail(f"--{name.replace('_', '-')} cannot change on --resume: start a new run to change it")
         except Exception as e:  # missing, unreadable, or not a checkpoint of this script (its args lack d_label)
@@ -336,10 +337,9 @@ class Record:  # the run's folder, progress lines, checkpoints and plots
             for name, thing in self.state.items():
                 thing.load_state_dict(checkpoint[name])
             fixed_noise.copy_(checkpoint["fixed_noise"])
-            self.step, self.history, rng = checkpoint["step"], checkpoint["history"], checkpoint["rng"]
-            torch.set_rng_state(rng.pop("cpu"))  # the noise goes on as if the run had never stopped
-            if fixed_noise.device.type in rng:  # and so does a GPU's
-                getattr(torch, fixed_noise.device.type).set_rng_state(rng[fixed_noise.device.type])
+            self.step, self.history = checkpoint["step"], checkpoint["history"]
+            for kind, state in checkpoint["rng"].items():  # the CPU's and a GPU's: the noise goes on unchanged
+                (torch if kind == "cpu" else getattr(torch, kind)).set_rng_state(state)
         self.since = (time.perf_counter(), self.step)  # the clock and the step at the last save
         os.makedirs(args.out, exist_ok=True)
 
@@ -377,9 +377,8 @@ class Record:  # the run's folder, progress lines, checkpoints and plots
         self.history[-1][-1] = spread = images.unflatten(0, (-1, GRID_COLUMNS)).std(dim=1).mean().item()
         seconds, steps = time.perf_counter() - self.since[0], step - self.since[1]
         print(f"epoch {epoch + 1}: {steps} steps in {seconds:.1f} s, spread across z {spread:.3f}", flush=True)
-        path, rng = os.path.join(self.args.out, "checkpoint.pt"), {"cpu": torch.get_rng_state()}
-        if self.fixed_noise.device.type != "cpu":  # and the GPU's random state
-            rng[self.fixed_noise.device.type] = getattr(torch, self.fixed_noise.device.type).get_rng_state()
+        path, kinds = os.path.join(self.args.out, "checkpoint.pt"), {"cpu", self.fixed_noise.device.type}
+        rng = {kind: (torch if kind == "cpu" else getattr(torch, kind)).get_rng_state() for kind in kinds}
         torch.save({"script": SCRIPT, "args": vars(self.args), "nc": DATASETS[self.args.dataset], "step": step,
                     "n_classes": len(self.classes), "classes": self.classes, "epoch": step // self.steps_per_epoch,
                     "fixed_noise": self.fixed_noise.cpu(), "rng": rng, "history": self.history,

@@ -14,26 +14,26 @@ point, but strong gradients exactly when D(G(z)) is near 0.
 What to watch (the progress line, and losses.png in the run folder, one panel each):
 - D(x), D(G(z)): D's mean probability of "real" for the real batch and for the fakes, from before
   D's update (Loss_G is from after it). At the equilibrium both are 0.5; a healthy run keeps D a
-  little ahead (around 0.7 and 0.3); D(x) near 1 and D(G(z)) near 0 for hundreds of steps: D wins.
-- grad_G, grad_D: the L2 norm of a network's weight gradients, how hard its loss pushes it (Adam
-  rescales each step: compare a norm with its own past). With the saturating loss, grad_G falls to a
-  fraction of the default's while D rejects the fakes: the vanishing gradient.
+  little ahead (around 0.7 and 0.3); D(x) near 1, D(G(z)) near 0 for hundreds of steps: D wins. They tell
+  the balance of the game, not the quality: look at the grids.
+- grad_G, grad_D: the L2 norm of a network's weight gradients, how hard its loss pushes it (compare it with its
+  own past: Adam rescales steps). The saturating loss's grad_G is a fraction of the default's: it vanishes.
 - spread across z, at each epoch's end: each pixel's standard deviation across the grid's 64
   samples, averaged. Real digits read about 0.34; near 0, G draws one image whatever z: mode collapse.
-The losses tell the balance of the game, not the quality: look at the grids.
 
 Recipe: DCGAN (Radford, Metz & Chintala 2015): transposed convolutions with batch norm and ReLU in G,
 strided ones with batch norm and LeakyReLU(0.2) in D, no pooling, Adam with beta1 = 0.5, weights from
 N(0, 0.02). Departures (the course practical's): 32x32 images (MNIST resized), so a block fewer than the
 paper's 64x64; ngf = ndf = 32, not 128; lr_g 5e-4, not 2e-4; z ~ N(0, I), not uniform; and ours: at
-64x64, G's last layer keeps PyTorch's init (init_weights). The paper's settings: --image-size 64
---ngf 128 --ndf 128 --lr-g 2e-4 --weight-init normal.
+64x64, G's last layer keeps PyTorch's init (init_weights). The paper's: --image-size 64 --ngf 128 --ndf 128
+--lr-g 2e-4 --weight-init normal.
 
     python dcgan.py                                   # MNIST at 32x32, 5 epochs
     python dcgan.py --ndf 256 --epochs 30             # a far stronger D (a GPU's work)
 """
 import argparse
 import csv
+import itertools
 import math
 import os
 import signal
@@ -52,6 +52,7 @@ from torchvision.utils import save_image
 SCRIPT = "dcgan"
 DATASETS = {"mnist": 1, "fashion-mnist": 1, "cifar10": 3, "folder": 3, "fake": 3}  # name: channels
 LOG_EVERY = 50  # generator steps between progress lines (and between host-device syncs)
+LOG_COLUMNS = ["epoch", "step", "loss_D", "loss_G", "D_x", "D_G_z", "grad_G", "grad_D", "spread"]  # spread: at grids
 IN_NOTEBOOK = "ipykernel" in sys.modules  # Jupyter/Colab, a cell or %run: pictures go under the cell
 
 
@@ -59,9 +60,8 @@ IN_NOTEBOOK = "ipykernel" in sys.modules  # Jupyter/Colab, a cell or %run: pictu
 def parse_args(argv=None):
     if argv is None:  # a notebook kernel's own arguments (-f <connection file>) are not ours; %run's are
         argv = [] if IN_NOTEBOOK and any(a == "-f" or a.startswith("--f=") for a in sys.argv[1:]) else sys.argv[1:]
-    p = argparse.ArgumentParser(prog=f"{SCRIPT}.py", usage=argparse.SUPPRESS, allow_abbrev=False,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                description="Train a DCGAN (see the docstring at the top of dcgan.py).")
+    p = argparse.ArgumentParser(prog=f"{SCRIPT}.py", usage=argparse.SUPPRESS, allow_abbrev=False, description="Train a "
+                                "DCGAN (see its docstring)", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add = p.add_argument
     add("--dataset", default="mnist", choices=DATASETS, help="training images (fake: random ones, for tests)")
     add("--data-root", default="~/.cache/gan-data", help="where the dataset is, or goes; folder: subfolders of images")
@@ -90,8 +90,7 @@ def parse_args(argv=None):
 
 # ----------------------------------------------------------------------------- data
 def load_data(args, device):
-    """The images in [-1, 1], channels first: a folder's Dataset, or a small set as one tensor on the device
-    (MNIST, Fashion-MNIST and CIFAR-10 from --data-root, downloaded there if absent)."""
+    """The images in [-1, 1]: a folder's Dataset, or a small set (downloaded if absent) as one tensor on the device."""
     root, size = os.path.expanduser(args.data_root), args.image_size
     if args.dataset == "folder":  # torchvision's ImageFolder: the images in the subfolders of --data-root
         try:
@@ -140,9 +139,8 @@ def batches(data, args, epoch, skip, device):
 
 # ----------------------------------------------------------------------------- networks
 class Generator(nn.Sequential):
-    """z -> image in [-1, 1]. At the defaults: 100x1x1 -> 128x4x4 -> 64x8x8 -> 32x16x16 -> 1x32x32.
-    The first transposed convolution makes a 4x4 map; each stride-2 block doubles the size and halves the
-    channels, with batch norm and ReLU; the last maps ngf channels to the image, with Tanh."""
+    """z -> image in [-1, 1], at the defaults 100x1x1 -> 128x4x4 -> 64x8x8 -> 32x16x16 -> 1x32x32: a 4x4 map, then
+    stride-2 blocks that double the size and halve the channels (batch norm, ReLU), then the image (Tanh)."""
 
     def __init__(self, nz=100, ngf=32, nc=1, image_size=32):
         blocks = 2 if image_size == 32 else 3  # stride-2 blocks between 4x4 and the last layer
@@ -155,9 +153,8 @@ class Generator(nn.Sequential):
 
 
 class Discriminator(nn.Sequential):
-    """image -> one logit per image, D(x) = sigmoid(logit). 1x32x32 -> 32x16x16 -> 64x8x8 -> 128x4x4 -> 1.
-    The generator in reverse: stride-2 convolutions with batch norm (none on the input, as in the paper)
-    and LeakyReLU(0.2), then a 4x4 convolution to a single logit. No sigmoid: the loss takes logits."""
+    """image -> one logit, D(x) = sigmoid(logit): 1x32x32 -> 32x16x16 -> 64x8x8 -> 128x4x4 -> 1, G in reverse, with
+    batch norm (none on the input, as in the paper) and LeakyReLU(0.2). No sigmoid: the loss takes logits."""
 
     def __init__(self, ndf=32, nc=1, image_size=32):
         blocks = 2 if image_size == 32 else 3
@@ -181,14 +178,12 @@ def init_weights(G, D, kind, image_size):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
     if image_size == 64 and kind == "custom":
-        # G's last layer is the only one no batch norm rescales: at N(0, 0.02) G starts on flat grey images,
-        # and at 64x64 D, a block deeper, often wins before G learns contrast. PyTorch's init starts G with it.
+        # No batch norm rescales G's last layer: at N(0, 0.02) G starts flat grey, and a 64x64 D often wins at once
         G[-2].reset_parameters()  # G[-2]: the last ConvTranspose2d (G[-1] is the Tanh)
 
 
 # ----------------------------------------------------------------------------- losses
-# D outputs a logit l, and D(x) = sigmoid(l). Binary cross-entropy on logits,
-# BCE(l, y) = -[y log sigmoid(l) + (1 - y) log(1 - sigmoid(l))], computes both logs without overflow.
+# D gives a logit l, D(x) = sigmoid(l); BCE(l, y) = -[y log sigmoid(l) + (1 - y) log(1 - sigmoid(l))], on logits: stable
 def discriminator_loss(out_real, out_fake):
     """L_D = -E[log D(x)] - E[log(1 - D(G(z)))]: BCE with label 1 for real, 0 for fake."""
     return (F.binary_cross_entropy_with_logits(out_real, torch.ones_like(out_real))
@@ -216,17 +211,14 @@ def main(argv=None):
     steps_per_epoch = len(data) // args.batch_size // args.d_steps  # generator updates per pass over the data
     if steps_per_epoch == 0:
         fail(f"{len(data):,} images make no --d-steps batches of --batch-size; add images or lower either flag")
-
     G = Generator(args.nz, args.ngf, DATASETS[args.dataset], args.image_size).to(device)
     D = Discriminator(args.ndf, DATASETS[args.dataset], args.image_size).to(device)
     init_weights(G, D, args.weight_init, args.image_size)
     opt_G = torch.optim.Adam(G.parameters(), lr=args.lr_g, betas=(args.beta1, args.beta2))
     opt_D = torch.optim.Adam(D.parameters(), lr=args.lr_d, betas=(args.beta1, args.beta2))
     fixed_noise = torch.randn(64, args.nz, 1, 1, device=device)  # the same 64 z for every saved grid
-
-    # The run's record (bookkeeping, below); resumed, it brings back the networks, optimisers, fixed noise,
-    # random state and step, so the run goes on as if it had never stopped.
-    record = Record(args, checkpoint, steps_per_epoch, G, D, opt_G, opt_D, fixed_noise)
+    # The run's record (bookkeeping, below); resumed, it brings back all the run's state: it goes on unchanged.
+    record = Record(args, checkpoint, steps_per_epoch, fixed_noise, G=G, D=D, opt_G=opt_G, opt_D=opt_D)
     step, last_step = record.step, min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
     first_epoch, skip = divmod(step, steps_per_epoch)
     with record:  # from here on, Ctrl-C lets the step under way finish, then the run saves and stops
@@ -254,7 +246,6 @@ def main(argv=None):
                 grad_G = grad_norm(G)  # how hard L_G pushes G (Adam rescales it: compare it with its own past)
                 opt_G.step()
                 D.requires_grad_(True)
-
                 step += 1
                 record.add(step, loss_D, loss_G, torch.sigmoid(out_real).mean(), torch.sigmoid(out_fake).mean(),
                            grad_G, grad_D)  # kept on the device; a progress line every LOG_EVERY steps
@@ -277,20 +268,16 @@ def ignore_ctrl_c(worker_id):  # in DataLoader workers: Ctrl-C is for the traini
 
 # ============================================================================= bookkeeping
 # A first read can stop here. What follows checks the flags, keeps the run's record, and draws its plots.
-LOG_COLUMNS = ["epoch", "step", "loss_D", "loss_G", "D_x", "D_G_z", "grad_G", "grad_D", "spread"]  # spread: at grids
-
-
 def check_args(p, argv):
     args, checkpoint = p.parse_args(argv), None
     if args.resume:  # the run's own settings, but for the flags given now
         try:
             checkpoint = torch.load(args.resume, map_location="cpu", weights_only=True)
-            script = checkpoint["script"]
+            args = p.parse_args(argv, namespace=argparse.Namespace(**checkpoint["args"]))
         except Exception as e:  # missing, unreadable, or not a checkpoint at all
             fail(f"--resume {args.resume} cannot be read as a checkpoint ({type(e).__name__}); give a checkpoint.pt")
-        if script != SCRIPT:
-            fail(f"--resume {args.resume} was written by {script}.py; resume it with that script")
-        args = p.parse_args(argv, namespace=argparse.Namespace(**checkpoint["args"]))
+        if checkpoint.get("script") != SCRIPT:
+            fail(f"--resume {args.resume} was written by {checkpoint.get('script')}.py; resume it with that script")
         for name in ("dataset", "image_size", "nz", "ngf", "ndf", "batch_size", "d_steps", "seed", "lr_d", "lr_g",
                      "beta1", "beta2"):  # the networks, their optimisers (restored as saved) and the batches
             if getattr(args, name) != checkpoint["args"][name]:
@@ -313,23 +300,18 @@ def check_args(p, argv):
     return args, checkpoint
 
 
-class Record:
-    """The run's folder and progress lines. Each step's statistics stay on the device until the next line:
-    reading a number back waits for a GPU to finish, so it is done once a line, for all of them at once."""
-
-    def __init__(self, args, checkpoint, steps_per_epoch, G, D, opt_G, opt_D, fixed_noise):
+class Record:  # the run's folder, progress lines, checkpoints and plots
+    def __init__(self, args, checkpoint, steps_per_epoch, fixed_noise, **state):  # state: networks and optimisers
         self.args, self.steps_per_epoch, self.fixed_noise = args, steps_per_epoch, fixed_noise
-        self.state = {"G": G, "D": D, "opt_G": opt_G, "opt_D": opt_D}  # each has a state_dict
-        self.step, self.history, self.pending, self.pictures, self.interrupted = 0, [], [], {}, False
+        self.state, self.step, self.history, self.pending, self.pictures, self.interrupted = state, 0, [], [], {}, False
         if checkpoint:
             for name, thing in self.state.items():
                 thing.load_state_dict(checkpoint[name])
             fixed_noise.copy_(checkpoint["fixed_noise"])
-            self.step, self.history, rng = checkpoint["step"], checkpoint["history"], checkpoint["rng"]
-            torch.set_rng_state(rng.pop("cpu"))  # the noise goes on as if the run had never stopped
-            if fixed_noise.device.type in rng:  # and so does a GPU's
-                getattr(torch, fixed_noise.device.type).set_rng_state(rng[fixed_noise.device.type])
-        self.line = self.saved = (time.perf_counter(), self.step)  # the clocks of the last line and of the last save
+            self.step, self.history = checkpoint["step"], checkpoint["history"]
+            for kind, state in checkpoint["rng"].items():  # the CPU's and a GPU's: the noise goes on unchanged
+                (torch if kind == "cpu" else getattr(torch, kind)).set_rng_state(state)
+        self.since = (time.perf_counter(), self.step)  # the clock and the step at the last save
         os.makedirs(args.out, exist_ok=True)
 
     def __enter__(self):  # Ctrl-C, or a notebook's stop button, asks the loop to stop after the step under way
@@ -343,36 +325,31 @@ class Record:
         if step % LOG_EVERY == 0:
             self.fetch(step)
 
-    def fetch(self, step):  # the pending statistics to the host in one go, and a progress line
-        if not self.pending:
-            return
+    def fetch(self, step):  # the pending statistics to the host in one go (a GPU waits once), and a progress line
         self.history += [row + [None] for row in torch.stack(self.pending).tolist()]  # None: the spread, at grids
         if not all(math.isfinite(v) for row in self.history[-len(self.pending):] for v in row[:6]):
-            fail(f"the losses became NaN or infinite by step {step}: training diverged (the last checkpoint, "
-                 f"if any, is kept in {self.args.out}); try lower learning rates")
-        rate = (step - self.line[1]) * self.args.d_steps * self.args.batch_size / (time.perf_counter() - self.line[0])
-        self.pending, self.line = [], (time.perf_counter(), step)
+            fail(f"the losses became NaN or infinite by step {step}: training diverged; try lower learning rates")
+        rate = (step - self.since[1]) * self.args.d_steps * self.args.batch_size / (time.perf_counter() - self.since[0])
+        self.pending = []
         loss_d, loss_g, d_x, d_g_z, grad_g, grad_d, _ = self.history[-1]
         epoch, i = divmod(step - 1, self.steps_per_epoch)
         print(f"[{epoch + 1}/{self.args.epochs}][{i + 1:4d}/{self.steps_per_epoch}] Loss_D {loss_d:.3f} "
               f"Loss_G {loss_g:.3f} D(x) {d_x:.3f} D(G(z)) {d_g_z:.3f} grad_G {grad_g:.3g} grad_D {grad_d:.3g} | "
-              f"{rate:,.0f} img/s", flush=True)
+              f"{rate:,.0f} img/s", flush=True)  # img/s: since the epoch began
 
     @torch.no_grad()
     def save(self, epoch, step):
-        self.fetch(step)
+        if self.pending:  # (none: this very step's progress line has fetched them)
+            self.fetch(step)
         G, grid = self.state["G"], os.path.join(self.args.out, f"samples_epoch_{epoch + 1:03d}.png")
         images = G.eval()(self.fixed_noise)  # eval: batch norm uses its running statistics, not the batch's
         G.train()
         save_image(images, grid, nrow=8, normalize=True, value_range=(-1, 1))
-        self.history[-1][-1] = images.std(dim=0).mean().item()  # the spread: each pixel's std across z, averaged
-        seconds, steps = time.perf_counter() - self.saved[0], step - self.saved[1]
-        rate = steps * self.args.d_steps * self.args.batch_size / seconds
-        print(f"epoch {epoch + 1}: {steps} steps in {seconds:.1f} s, {rate:,.0f} img/s, "
-              f"spread across z {self.history[-1][-1]:.3f}", flush=True)
-        path, rng = os.path.join(self.args.out, "checkpoint.pt"), {"cpu": torch.get_rng_state()}
-        if self.fixed_noise.device.type != "cpu":  # and the GPU's random state
-            rng[self.fixed_noise.device.type] = getattr(torch, self.fixed_noise.device.type).get_rng_state()
+        self.history[-1][-1] = spread = images.std(dim=0).mean().item()  # each pixel's std across z, averaged
+        seconds, steps = time.perf_counter() - self.since[0], step - self.since[1]
+        print(f"epoch {epoch + 1}: {steps} steps in {seconds:.1f} s, spread across z {spread:.3f}", flush=True)
+        path, kinds = os.path.join(self.args.out, "checkpoint.pt"), {"cpu", self.fixed_noise.device.type}
+        rng = {kind: (torch if kind == "cpu" else getattr(torch, kind)).get_rng_state() for kind in kinds}
         torch.save({"script": SCRIPT, "args": vars(self.args), "nc": DATASETS[self.args.dataset], "step": step,
                     "epoch": step // self.steps_per_epoch, "fixed_noise": self.fixed_noise.cpu(), "rng": rng,
                     "history": self.history, **{name: thing.state_dict() for name, thing in self.state.items()}},
@@ -384,32 +361,26 @@ class Record:
             for kind, path in (("grid", grid), ("losses", os.path.join(self.args.out, "losses.png"))):
                 self.pictures[kind] = self.pictures.get(kind) or display(display_id=True)
                 self.pictures[kind].update(Picture(filename=path))
-        self.saved = (time.perf_counter(), step)
+        self.since = (time.perf_counter(), step)
 
 
-def save_log_and_plots(history, out, steps_per_epoch):
-    """log.csv (one row per generator update; a value not measured is left empty), losses.png, progress.gif."""
+def save_log_and_plots(history, out, steps_per_epoch):  # log.csv (one row per generator update), losses.png, the GIF
     with open(os.path.join(out, "log.csv"), "w", newline="") as f:
         csv.writer(f).writerows([LOG_COLUMNS] + [[i // steps_per_epoch + 1, i + 1] + ["" if v is None else f"{v:.5g}"
                                                  for v in row] for i, row in enumerate(history)])
-    column = {name: [math.nan if v is None else v for v in values]  # each column's values, nan where not measured
-              for name, values in zip(LOG_COLUMNS[2:], zip(*history))}
-    steps = range(1, len(history) + 1)
+    column, steps = dict(zip(LOG_COLUMNS[2:], zip(*history))), range(1, len(history) + 1)
     fig = Figure(figsize=(10, 11), layout="constrained")
     ax_loss, ax_prob, ax_grad, ax_spread = axes = fig.subplots(4, 1, sharex=True, height_ratios=[1, 1, 1, 0.6])
-    for ax, name, color, label in ((ax_loss, "loss_D", "tab:blue", "Loss_D"),
-                                   (ax_loss, "loss_G", "tab:orange", "Loss_G"),
-                                   (ax_prob, "D_x", "tab:green", "D(x)"), (ax_prob, "D_G_z", "tab:red", "D(G(z))"),
-                                   (ax_grad, "grad_D", "tab:blue", r"grad_D = $\|\nabla_{\theta_D} L_D\|$"),
-                                   (ax_grad, "grad_G", "tab:orange", r"grad_G = $\|\nabla_{\theta_G} L_G\|$")):
-        smooth = column[name][:1]  # an exponential moving average: the trend through the step-to-step noise
-        for v in column[name][1:]:
-            smooth.append(0.95 * smooth[-1] + (1 - 0.95) * v)
+    curves = [(ax_loss, "loss_D", "tab:blue", "Loss_D"), (ax_loss, "loss_G", "tab:orange", "Loss_G"),
+              (ax_prob, "D_x", "tab:green", "D(x)"), (ax_prob, "D_G_z", "tab:red", "D(G(z))"),
+              (ax_grad, "grad_D", "tab:blue", r"grad_D = $\|\nabla_{\theta_D} L_D\|$"),
+              (ax_grad, "grad_G", "tab:orange", r"grad_G = $\|\nabla_{\theta_G} L_G\|$")]
+    for ax, name, color, label in curves:
+        trend = list(itertools.accumulate(column[name], lambda a, v: 0.95 * a + (1 - 0.95) * v))  # moving average
         ax.plot(steps, column[name], color=color, alpha=0.25, linewidth=0.6)
-        ax.plot(steps, smooth, color=color, label=label)
-    grids = [(step, value) for step, value in zip(steps, column["spread"]) if not math.isnan(value)]
-    ax_spread.plot(*zip(*grids or [(math.nan, math.nan)]), "o-", color="tab:purple",
-                   label="spread across z of the sample grid")
+        ax.plot(steps, trend, color=color, label=label)
+    grids = [(step, value) for step, value in zip(steps, column["spread"]) if value is not None]
+    ax_spread.plot(*zip(*grids), "o-", color="tab:purple", label="spread across z of the sample grid")
     for ax in axes:
         ax.legend(loc="upper right")
         ax.vlines(range(steps_per_epoch, len(history), steps_per_epoch), 0, 1, transform=ax.get_xaxis_transform(),
@@ -421,9 +392,8 @@ def save_log_and_plots(history, out, steps_per_epoch):
     ax_spread.set(ylim=(0, 1), ylabel="spread", xlabel=f"generator step ({steps_per_epoch} per epoch)")
     fig.savefig(os.path.join(out, "losses.png"), dpi=100)
     frames = [Image.open(os.path.join(out, f)) for f in sorted(os.listdir(out)) if f.startswith("samples_epoch_")]
-    if frames:  # each grid for 0.6 s, the last one for 2 s
-        frames[0].save(os.path.join(out, "progress.gif"), save_all=True, append_images=frames[1:],
-                       duration=[600] * (len(frames) - 1) + [2000], loop=0)
+    frames[0].save(os.path.join(out, "progress.gif"), save_all=True, append_images=frames[1:],
+                   duration=[600] * (len(frames) - 1) + [2000], loop=0)  # each grid for 0.6 s, the last for 2 s
 
 
 if __name__ == "__main__":

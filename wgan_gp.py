@@ -93,7 +93,7 @@ def parse_args(argv=None):
     add("--max-steps", type=int, default=None, help="stop once the run has made this many generator updates")
     add("--out", default=None, help="run folder; none: runs/wgan_gp-<date-time>")
     add("--resume", default=None, metavar="CHECKPOINT", help="go on with the run saved in this checkpoint.pt, with "
-        "its settings but for the flags given now (not those that shape the networks or batches)")
+        "its settings but for the flags given now (not those of the networks, optimisers or batches)")
     return check_args(p, argv)  # (bookkeeping, below)
 
 
@@ -302,7 +302,7 @@ def check_args(p, argv):
         try:
             checkpoint = torch.load(args.resume, map_location="cpu", weights_only=True)
             args = p.parse_args(argv, namespace=argparse.Namespace(**checkpoint["args"]))
-            for name in ("dataset", "image_size", "nz", "ngf", "ndf", "batch_size", "n_critic", "seed"):
+            for name in ("dataset", "image_size", "nz", "ngf", "ndf", "batch_size", "n_critic", "seed", "lr_d", "lr_g"):
                 if getattr(args, name) != checkpoint["args"][name]:
                     fail(f"--{name.replace('_', '-')} cannot change on --resume: start a new run to change it")
         except Exception as e:  # missing, unreadable, or not a checkpoint of this script
@@ -337,7 +337,8 @@ class Record:  # the run's folder, progress lines, checkpoints and plots
                 thing.load_state_dict(checkpoint[name])
             fixed_noise.copy_(checkpoint["fixed_noise"])
             self.step, self.history = checkpoint["step"], checkpoint["history"]
-            torch.set_rng_state(checkpoint["rng"]["cpu"])  # the CPU's noise goes on; a GPU's starts again at --seed
+            for kind, rng in checkpoint["rng"].items():  # the CPU's and a GPU's: the noise goes on unchanged
+                (torch if kind == "cpu" else getattr(torch, kind)).set_rng_state(rng)
         self.since = (time.monotonic(), self.step)  # the clock and the step at the last save
         os.makedirs(args.out, exist_ok=True)
 
@@ -353,8 +354,6 @@ class Record:  # the run's folder, progress lines, checkpoints and plots
             self.fetch(step)
 
     def fetch(self, step):  # the pending statistics to the host in one go (a GPU waits once), and a progress line
-        if not self.pending:
-            return
         stats, self.pending = torch.stack(self.pending), []
         if not stats.isfinite().all():
             fail(f"the losses became NaN or infinite by step {step}: training diverged; try lower learning rates")
@@ -368,7 +367,8 @@ class Record:  # the run's folder, progress lines, checkpoints and plots
 
     @torch.no_grad()
     def save(self, epoch, step):
-        self.fetch(step)
+        if self.pending:  # (none: this very step's progress line has fetched them)
+            self.fetch(step)
         G, grid = self.state["G"], os.path.join(self.args.out, f"samples_epoch_{epoch + 1:03d}.png")
         images = G.eval()(self.fixed_noise)  # eval: batch norm uses its running statistics, not the batch's
         G.train()
@@ -376,7 +376,8 @@ class Record:  # the run's folder, progress lines, checkpoints and plots
         self.history[-1][-1] = spread = images.std(dim=0).mean().item()  # each pixel's std across z, averaged
         seconds, steps = time.monotonic() - self.since[0], step - self.since[1]
         print(f"epoch {epoch + 1}: {steps} steps in {seconds:.1f} s, spread across z {spread:.3f}", flush=True)
-        path, rng = os.path.join(self.args.out, "checkpoint.pt"), {"cpu": torch.get_rng_state()}
+        path, kinds = os.path.join(self.args.out, "checkpoint.pt"), {"cpu", self.fixed_noise.device.type}
+        rng = {kind: (torch if kind == "cpu" else getattr(torch, kind)).get_rng_state() for kind in kinds}
         torch.save({"script": SCRIPT, "args": vars(self.args), "nc": DATASETS[self.args.dataset], "step": step,
                     "epoch": step // self.steps_per_epoch, "fixed_noise": self.fixed_noise.cpu(), "rng": rng,
                     "history": self.history, **{k: v.state_dict() for k, v in self.state.items()}}, path + ".tmp")
