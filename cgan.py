@@ -16,13 +16,13 @@ makes G honour y). z is left to carry the style (slant, stroke width): the grid 
 What to watch (the progress line, and losses.png in the run folder, one panel each):
 - D(x,y), D(G(z,y),y): D's mean probability of "real" for the real batch and for the fakes, from before D's
   update (Loss_G is from after it). At the equilibrium both are 0.5; a healthy run keeps D a little ahead
-  (around 0.7 and 0.3); D(x,y) near 1 and D(G(z,y),y) near 0 for hundreds of steps: D wins.
-- grad_G, grad_D: the L2 norm of a network's weight gradients, how hard its loss pushes it (Adam rescales each
-  step: compare a norm with its own past). With the saturating loss, grad_G shrinks while D rejects the fakes.
+  (around 0.7 and 0.3); D(x,y) near 1, D(G(z,y),y) near 0 for hundreds of steps: D wins. They tell the balance of
+  the game, not the quality: look at the grids (does each row draw its class?).
+- grad_G, grad_D: the L2 norm of a network's weight gradients, how hard its loss pushes it (compare it with its
+  own past: Adam rescales steps). The saturating loss's grad_G shrinks while D rejects the fakes: it vanishes.
 - spread across z, at each epoch's end: each pixel's standard deviation across the 10 z of a grid row, averaged
   over pixels and rows. Ten real MNIST digits of one class read about 0.26; near 0, G draws one image per class
   whatever z: mode collapse (measured within rows, so that the variety between classes cannot hide it).
-The losses tell the balance of the game, not the quality: look at the grids (does each row draw its class?).
 
 Recipe: DCGAN (Radford et al. 2015) as in dcgan.py. Departures, the course practical's: 32x32 images (MNIST resized), a
 block fewer than the paper's 64x64; ngf = ndf = 32, not 128; lr_g 5e-4, not 2e-4; z ~ N(0, I), not uniform; ours: G's
@@ -63,8 +63,8 @@ def parse_args(argv=None):
     if argv is None:  # a notebook kernel's own arguments (-f <connection file>) are not ours; %run's are
         argv = [] if IN_NOTEBOOK and any(a == "-f" or a.startswith("--f=") for a in sys.argv[1:]) else sys.argv[1:]
     p = argparse.ArgumentParser(prog=f"{SCRIPT}.py", usage=argparse.SUPPRESS, allow_abbrev=False,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                description="Train a conditional DCGAN (see the docstring at the top of cgan.py).")
+                                description="Train a conditional DCGAN (see its docstring)",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add = p.add_argument
     add("--dataset", default="mnist", choices=DATASETS, help="labelled images (fake: random ones, for tests)")
     add("--data-root", default="~/.cache/gan-data", help="where the dataset is, or goes; folder: a subfolder per class")
@@ -165,9 +165,8 @@ class Generator(nn.Sequential):
 
 
 class Discriminator(nn.Sequential):
-    """(image, y) -> one logit per image, D(x, y) = sigmoid(logit). (1 + 10)x32x32 -> 32x16x16 -> 64x8x8 -> 128x4x4
-    -> 1: G in reverse, stride-2 convolutions with batch norm (none on the input) and LeakyReLU(0.2), then one logit
-    (no sigmoid: the loss takes logits). y on the image lets the first filters compare each stroke with its class."""
+    """(image, y) -> one logit (no sigmoid: the loss takes logits): (1 + 10)x32x32 -> 32x16x16 -> 64x8x8 -> 128x4x4
+    -> 1, dcgan.py's D with y stacked on the image, so that its first filters compare each stroke with the class."""
 
     def __init__(self, ndf=32, nc=1, image_size=32, n_classes=10):
         blocks = 2 if image_size == 32 else 3
@@ -197,8 +196,7 @@ def init_weights(G, D, kind, image_size):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
     if image_size == 64 and kind == "custom":
-        # G's last layer is the only one no batch norm rescales: at N(0, 0.02) G starts on flat grey images,
-        # and at 64x64 D, a block deeper, often wins before G learns contrast. PyTorch's init starts G with it.
+        # No batch norm rescales G's last layer: at N(0, 0.02) G starts flat grey, and a 64x64 D often wins at once
         G[-2].reset_parameters()  # G[-2]: the last ConvTranspose2d (G[-1] is the Tanh)
 
 
@@ -208,8 +206,7 @@ def grid_inputs(noise, n_classes):  # the sample grid's (z, y): row k draws clas
 
 
 # ----------------------------------------------------------------------------- losses
-# D outputs a logit l, and D(x, y) = sigmoid(l). Binary cross-entropy on logits,
-# BCE(l, y) = -[y log sigmoid(l) + (1 - y) log(1 - sigmoid(l))], computes both logs without overflow.
+# D gives a logit l, D(x, y) = sigmoid(l); BCE(l, t) = -[t log sigmoid(l) + (1 - t) log(1 - sigmoid(l))]: stable on l
 def discriminator_loss(out_real, out_fake):
     """L_D = -E[log D(x, y)] - E[log(1 - D(G(z, y), y))]: BCE with label 1 for real, 0 for fake."""
     return (F.binary_cross_entropy_with_logits(out_real, torch.ones_like(out_real))
@@ -238,15 +235,13 @@ def main(argv=None):
     steps_per_epoch = len(data) // args.batch_size // args.d_steps  # generator updates per pass over the data
     if steps_per_epoch == 0:
         fail(f"{len(data):,} images make no --d-steps batches of --batch-size; add images or lower either flag")
-
     G = Generator(args.nz, args.ngf, nc, args.image_size, n_classes).to(device)
     D = Discriminator(args.ndf, nc, args.image_size, n_classes if args.d_label == "on" else 0).to(device)
     init_weights(G, D, args.weight_init, args.image_size)
     opt_G = torch.optim.Adam(G.parameters(), lr=args.lr_g, betas=(args.beta1, args.beta2))
     opt_D = torch.optim.Adam(D.parameters(), lr=args.lr_d, betas=(args.beta1, args.beta2))
     fixed_noise = torch.randn(GRID_COLUMNS, args.nz, 1, 1, device=device)  # the same z for every saved grid
-
-    # The run's record (bookkeeping, below); resumed, it brings back the run's state: it goes on as if never stopped
+    # The run's record (bookkeeping, below); resumed, it brings back all the run's state: it goes on unchanged.
     record = Record(args, checkpoint, steps_per_epoch, classes, fixed_noise, G=G, D=D, opt_G=opt_G, opt_D=opt_D)
     step, last_step = record.step, min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
     first_epoch, skip = divmod(step, steps_per_epoch)
@@ -276,7 +271,6 @@ def main(argv=None):
                 grad_G = grad_norm(G)  # how hard L_G pushes G (Adam rescales it: compare it with its own past)
                 opt_G.step()
                 D.requires_grad_(True)
-
                 step += 1
                 record.add(step, loss_D, loss_G, torch.sigmoid(out_real).mean(), torch.sigmoid(out_fake).mean(),
                            grad_G, grad_D)  # kept on the device; a progress line every LOG_EVERY steps
@@ -305,12 +299,14 @@ def check_args(p, argv):
         try:
             checkpoint = torch.load(args.resume, map_location="cpu", weights_only=True)
             args = p.parse_args(argv, namespace=argparse.Namespace(**checkpoint["args"]))
-            for name in ("dataset", "image_size", "nz", "ngf", "ndf", "batch_size", "d_steps", "seed", "d_label",
-                         "lr_d", "lr_g", "beta1", "beta2"):  # the optimisers are restored as saved
-                if getattr(args, name) != checkpoint["args"][name]:
-                    fail(f"--{name.replace('_', '-')} cannot change on --resume: start a new run to change it")
-        except Exception as e:  # missing, unreadable, or not a checkpoint of this script (its args lack d_label)
-            fail(f"--resume {args.resume} cannot be read as a {SCRIPT}.py checkpoint ({type(e).__name__}); give one")
+        except Exception as e:  # missing, unreadable, or not a checkpoint at all
+            fail(f"--resume {args.resume} cannot be read as a checkpoint ({type(e).__name__}); give a checkpoint.pt")
+        if checkpoint.get("script") != SCRIPT:
+            fail(f"--resume {args.resume} was written by {checkpoint.get('script')}.py; resume it with that script")
+        for name in ("dataset", "image_size", "nz", "ngf", "ndf", "batch_size", "d_steps", "seed", "d_label", "lr_d",
+                     "lr_g", "beta1", "beta2"):  # the networks, their optimisers (restored as saved) and the batches
+            if getattr(args, name) != checkpoint["args"][name]:
+                fail(f"--{name.replace('_', '-')} cannot change on --resume: start a new run to change it")
         args.out = os.path.dirname(os.path.abspath(args.resume))
     elif args.out and os.path.exists(args.out) and (not os.path.isdir(args.out) or os.listdir(args.out)):
         fail(f"--out {args.out} already exists and is not empty; choose a new folder, or --resume its checkpoint.pt")
@@ -338,8 +334,8 @@ class Record:  # the run's folder, progress lines, checkpoints and plots
                 thing.load_state_dict(checkpoint[name])
             fixed_noise.copy_(checkpoint["fixed_noise"])
             self.step, self.history = checkpoint["step"], checkpoint["history"]
-            for kind, state in checkpoint["rng"].items():  # the CPU's and a GPU's: the noise goes on unchanged
-                (torch if kind == "cpu" else getattr(torch, kind)).set_rng_state(state)
+            for kind, saved in checkpoint["rng"].items():  # the CPU's and a GPU's: the noise goes on unchanged
+                (torch if kind == "cpu" else getattr(torch, kind)).set_rng_state(saved)
         self.since = (time.perf_counter(), self.step)  # the clock and the step at the last save
         os.makedirs(args.out, exist_ok=True)
 

@@ -309,8 +309,8 @@ class Record:  # the run's folder, progress lines, checkpoints and plots
                 thing.load_state_dict(checkpoint[name])
             fixed_noise.copy_(checkpoint["fixed_noise"])
             self.step, self.history = checkpoint["step"], checkpoint["history"]
-            for kind, state in checkpoint["rng"].items():  # the CPU's and a GPU's: the noise goes on unchanged
-                (torch if kind == "cpu" else getattr(torch, kind)).set_rng_state(state)
+            for kind, saved in checkpoint["rng"].items():  # the CPU's and a GPU's: the noise goes on unchanged
+                (torch if kind == "cpu" else getattr(torch, kind)).set_rng_state(saved)
         self.since = (time.perf_counter(), self.step)  # the clock and the step at the last save
         os.makedirs(args.out, exist_ok=True)
 
