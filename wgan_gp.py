@@ -302,7 +302,7 @@ def check_args(p, argv):
         try:
             checkpoint = torch.load(args.resume, map_location="cpu", weights_only=True)
             args = p.parse_args(argv, namespace=argparse.Namespace(**checkpoint["args"]))
-            for name in ("dataset", "image_size", "nz", "ngf", "ndf", "batch_size", "n_critic", "seed", "lr_d", "lr_g"):
+            for name in "dataset image_size nz ngf ndf batch_size n_critic seed lr_d lr_g beta1 beta2".split():
                 if getattr(args, name) != checkpoint["args"][name]:
                     fail(f"--{name.replace('_', '-')} cannot change on --resume: start a new run to change it")
         except Exception as e:  # missing, unreadable, or not a checkpoint of this script
