@@ -399,13 +399,12 @@ def save_log_and_plots(history, out, steps_per_epoch):  # log.csv (one row per g
     fig = Figure(figsize=(10, 14), layout="constrained")
     axes = fig.subplots(6, 1, sharex=True, height_ratios=[1, 1, 0.7, 0.7, 1, 0.6])
     ax_loss, ax_w, ax_gp, ax_slope, ax_grad, ax_spread = axes
-    series = [(ax_loss, "loss_D", "tab:blue", "Loss_D (critic)"), (ax_loss, "loss_G", "tab:orange", "Loss_G"),
-              (ax_w, "wasserstein", "tab:purple", "E[D(x)] - E[D(G(z))]"),
-              (ax_gp, "gp", "tab:grey", "gradient penalty"),
-              (ax_slope, "grad_x_hat", "tab:brown", r"$E\,\|\nabla_{\hat x} D(\hat x)\|$"),
-              (ax_grad, "grad_D", "tab:blue", r"grad_D = $\|\nabla_{\theta_D} L_D\|$"),
-              (ax_grad, "grad_G", "tab:orange", r"grad_G = $\|\nabla_{\theta_G} L_G\|$")]
-    for ax, name, color, label in series:
+    lines = [(ax_loss, "loss_D", "tab:blue", "Loss_D (critic)"), (ax_loss, "loss_G", "tab:orange", "Loss_G"),
+             (ax_w, "wasserstein", "tab:purple", "E[D(x)] - E[D(G(z))]"), (ax_gp, "gp", "tab:grey", "gradient penalty"),
+             (ax_slope, "grad_x_hat", "tab:brown", r"$E\,\|\nabla_{\hat x} D(\hat x)\|$"),
+             (ax_grad, "grad_D", "tab:blue", r"grad_D = $\|\nabla_{\theta_D} L_D\|$"),
+             (ax_grad, "grad_G", "tab:orange", r"grad_G = $\|\nabla_{\theta_G} L_G\|$")]
+    for ax, name, color, label in lines:  # each drawn raw (faint) and smoothed
         smooth = list(itertools.accumulate(column[name], lambda s, v: 0.95 * s + 0.05 * v))  # moving average
         ax.plot(steps, column[name], color=color, alpha=0.25, linewidth=0.6)
         ax.plot(steps, smooth, color=color, label=label)
