@@ -436,6 +436,10 @@ def test_resume_and_out_refuse_what_cannot_go_on(module, runs, tmp_path, capsys)
         assert path in exits_2(module.main, ["--resume", path] + CPU, capsys)
     own = os.path.join(runs[module.SCRIPT][0], "checkpoint.pt")  # 2 epochs made
     saved = open(own, "rb").read()
+    earlier = torch.load(own, weights_only=True)  # as an earlier version of the script saved G: under "net."
+    earlier["G"] = {"net." + name: value for name, value in earlier["G"].items()}
+    torch.save(earlier, tmp_path / "earlier.pt")
+    assert "earlier.pt" in exits_2(module.main, ["--resume", str(tmp_path / "earlier.pt")] + CPU, capsys)
     assert "--nz" in exits_2(module.main, ["--resume", own, "--nz", "7"] + CPU, capsys)  # it shapes the networks
     assert "--epochs" in exits_2(module.main, ["--resume", own, "--epochs", "2"] + CPU, capsys)  # counts those made
     assert open(own, "rb").read() == saved  # nothing was trained or written

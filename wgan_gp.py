@@ -297,15 +297,16 @@ def ignore_ctrl_c(worker_id):  # in DataLoader workers: Ctrl-C is for the traini
 # ============================================================================= bookkeeping
 # A first read can stop here. What follows checks the flags, keeps the run's record, and draws its plots.
 def check_args(p, argv):
-    args, checkpoint = p.parse_args(argv), None
-    if args.resume:  # the run's own settings, but for the flags given now
+    args, checkpoint = p.parse_args(argv), {"epoch": 0, "step": 0}  # a new run: nothing made yet
+    if args.resume:  # the run's own settings, but for the flags given now; those that shape the saved state are refused
         try:
             checkpoint = torch.load(args.resume, map_location="cpu", weights_only=True)
             args = p.parse_args(argv, namespace=argparse.Namespace(**checkpoint["args"]))
             for name in "dataset image_size nz ngf ndf batch_size n_critic seed lr_d lr_g beta1 beta2".split():
                 if getattr(args, name) != checkpoint["args"][name]:
                     fail(f"--{name.replace('_', '-')} cannot change on --resume: start a new run to change it")
-        except Exception as e:  # missing, unreadable, or not a checkpoint of this script
+            Generator(args.nz, args.ngf, checkpoint["nc"], args.image_size).load_state_dict(checkpoint["G"])
+        except Exception as e:  # missing, unreadable, not a checkpoint, or an earlier version's (its G does not load)
             fail(f"--resume {args.resume} cannot be read as a {SCRIPT}.py checkpoint ({type(e).__name__}); give one")
         args.out = os.path.dirname(os.path.abspath(args.resume))
     elif args.out and os.path.exists(args.out) and (not os.path.isdir(args.out) or os.listdir(args.out)):
@@ -314,9 +315,8 @@ def check_args(p, argv):
     args.image_size = args.image_size or (32 if args.dataset in ("mnist", "cifar10") else 128)
     if args.dataset in ("mnist", "cifar10") and args.image_size > 64:  # 28 and 32 pixels
         fail(f"--dataset {args.dataset} holds images of 32 pixels or fewer; use --image-size 32 (or 64)")
-    made = checkpoint or {"epoch": 0, "step": 0}  # --epochs and --max-steps count those a resumed run has made
-    for name, low in (("nz", 1), ("ngf", 1), ("ndf", 1), ("epochs", made["epoch"] + 1), ("batch_size", 2),
-                      ("n_critic", 1), ("max_steps", made["step"] + 1), ("workers", 0), ("lr_d", 0), ("lr_g", 0),
+    for name, low in (("nz", 1), ("ngf", 1), ("ndf", 1), ("epochs", checkpoint["epoch"] + 1), ("batch_size", 2),
+                      ("n_critic", 1), ("max_steps", checkpoint["step"] + 1), ("workers", 0), ("lr_d", 0), ("lr_g", 0),
                       ("beta1", 0), ("beta2", 0), ("lambda_gp", 0)):
         value, high = getattr(args, name), 1 if name.startswith("beta") else math.inf
         if value is not None and not low <= value < high:  # (NaN fails it too)
@@ -332,7 +332,7 @@ class Record:  # the run's folder, progress lines, checkpoints and plots
     def __init__(self, args, checkpoint, steps_per_epoch, fixed_noise, **state):  # state: networks and optimisers
         self.args, self.steps_per_epoch, self.fixed_noise, self.state = args, steps_per_epoch, fixed_noise, state
         self.step, self.history, self.pending, self.pictures, self.interrupted = 0, [], [], {}, False
-        if checkpoint:
+        if args.resume:
             for name, thing in state.items():
                 thing.load_state_dict(checkpoint[name])
             fixed_noise.copy_(checkpoint["fixed_noise"])
