@@ -84,7 +84,7 @@ def parse_args(argv=None):
     add("--max-steps", type=int, default=None, help="stop once the run has made this many generator updates")
     add("--out", default=None, help="run folder; none: runs/dcgan-<date-time>")
     add("--resume", default=None, metavar="CHECKPOINT", help="go on with the run saved in this checkpoint.pt, with "
-        "its settings but for the flags given now (not those of the networks, optimisers or batches)")
+        "its settings but for the flags given now (not those of the networks, optimisers, batches or folder)")
     return check_args(p, argv)  # (bookkeeping, below)
 
 
@@ -120,7 +120,7 @@ def load_data(args, device):
 
 def batches(data, args, epoch, skip, device):
     """One epoch's real batches, d_steps of them per generator step, in an order drawn from the epoch's own
-    seed, less the first `skip` steps' (trained on already). The last incomplete batch is dropped."""
+    seed, less the first `skip` steps' (trained on already). Images short of a whole step are dropped."""
     steps = len(data) // args.batch_size // args.d_steps
     generator = torch.Generator().manual_seed(1000 * args.seed + epoch)
     order = torch.randperm(len(data), generator=generator)[:steps * args.d_steps * args.batch_size]
@@ -276,9 +276,9 @@ def check_args(p, argv):
             args = p.parse_args(argv, namespace=argparse.Namespace(**checkpoint["args"]))
             if checkpoint["script"] != SCRIPT:
                 fail(f"--resume {args.resume} was written by {checkpoint['script']}.py; resume it with that script")
-            for name in "dataset image_size nz ngf ndf batch_size d_steps seed lr_d lr_g beta1 beta2".split():
-                if getattr(args, name) != checkpoint["args"][name]:
-                    fail(f"--{name.replace('_', '-')} cannot change on --resume: start a new run to change it")
+            for k in "dataset image_size nz ngf ndf batch_size d_steps seed lr_d lr_g beta1 beta2 out".split():
+                if getattr(args, k) != checkpoint["args"][k]:
+                    fail(f"--{k.replace('_', '-')} cannot change on --resume: start a new run to change it")
             Generator(args.nz, args.ngf, checkpoint["nc"], args.image_size).load_state_dict(checkpoint["G"])
         except Exception as e:  # missing, unreadable, not a checkpoint, or an earlier version's (its G does not load)
             fail(f"--resume {args.resume} cannot be read as a {SCRIPT}.py checkpoint ({type(e).__name__}); give one")
@@ -334,7 +334,7 @@ class Record:  # the run's folder, progress lines, checkpoints and plots
         epoch, i = divmod(step - 1, self.steps_per_epoch)
         print(f"[{epoch + 1}/{self.args.epochs}][{i + 1:4d}/{self.steps_per_epoch}] Loss_D {loss_d:.3f} "
               f"Loss_G {loss_g:.3f} D(x) {d_x:.3f} D(G(z)) {d_g_z:.3f} grad_G {grad_g:.3g} grad_D {grad_d:.3g} | "
-              f"{rate:,.0f} img/s", flush=True)  # img/s: since the epoch began
+              f"{rate:,.0f} img/s", flush=True)  # img/s: since the epoch began, or the resume
 
     @torch.no_grad()
     def save(self, epoch, step):

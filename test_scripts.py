@@ -442,6 +442,7 @@ def test_resume_and_out_refuse_what_cannot_go_on(module, runs, tmp_path, capsys)
     assert "earlier.pt" in exits_2(module.main, ["--resume", str(tmp_path / "earlier.pt")] + CPU, capsys)
     assert "--nz" in exits_2(module.main, ["--resume", own, "--nz", "7"] + CPU, capsys)  # it shapes the networks
     assert "--epochs" in exits_2(module.main, ["--resume", own, "--epochs", "2"] + CPU, capsys)  # counts those made
+    assert "--out" in exits_2(module.main, ["--resume", own, "--out", str(tmp_path / "copy")] + CPU, capsys)
     assert open(own, "rb").read() == saved  # nothing was trained or written
     run = tmp_path / "run"
     run.mkdir()

@@ -35,7 +35,7 @@ What to watch (the progress line, and losses.png in the run folder, one panel ea
 W or GP exploding means unstable training: try lower learning rates.
 
 Our defaults are the paper's: lambda = 10, n_critic = 5, Adam with lr 1e-4, beta1 = 0, beta2 = 0.9, batch 64,
-z in R^128, no batch norm in the critic; on CelebA at 128x128. Ours: G's upsampling, PyTorch's default init.
+z in R^128, no batch norm in the critic. Ours: CelebA at 128x128, G's upsampling, PyTorch's default init.
 
     python wgan_gp.py --dataset mnist --ngf 32 --ndf 32                     # MNIST at 32x32, 5 epochs
     python wgan_gp.py --dataset folder --data-root ~/data/img_align_celeba  # CelebA at 128x128 (a GPU's work)
@@ -93,7 +93,7 @@ def parse_args(argv=None):
     add("--max-steps", type=int, default=None, help="stop once the run has made this many generator updates")
     add("--out", default=None, help="run folder; none: runs/wgan_gp-<date-time>")
     add("--resume", default=None, metavar="CHECKPOINT", help="go on with the run saved in this checkpoint.pt, with "
-        "its settings but for the flags given now (not those of the networks, optimisers or batches)")
+        "its settings but for the flags given now (not those of the networks, optimisers, batches or folder)")
     return check_args(p, argv)  # (bookkeeping, below)
 
 
@@ -129,7 +129,7 @@ def load_data(args, device):
 
 def batches(data, args, epoch, skip, device):
     """One epoch's real batches, n_critic of them per generator step, in an order drawn from the epoch's own
-    seed, less the first `skip` steps' (trained on already). The last incomplete batch is dropped."""
+    seed, less the first `skip` steps' (trained on already). Images short of a whole step are dropped."""
     steps = len(data) // args.batch_size // args.n_critic
     generator = torch.Generator().manual_seed(1000 * args.seed + epoch)
     order = torch.randperm(len(data), generator=generator)[:steps * args.n_critic * args.batch_size]
@@ -302,9 +302,9 @@ def check_args(p, argv):
         try:
             checkpoint = torch.load(args.resume, map_location="cpu", weights_only=True)
             args = p.parse_args(argv, namespace=argparse.Namespace(**checkpoint["args"]))
-            for name in "dataset image_size nz ngf ndf batch_size n_critic seed lr_d lr_g beta1 beta2".split():
-                if getattr(args, name) != checkpoint["args"][name]:
-                    fail(f"--{name.replace('_', '-')} cannot change on --resume: start a new run to change it")
+            for k in "dataset image_size nz ngf ndf batch_size n_critic seed lr_d lr_g beta1 beta2 out".split():
+                if getattr(args, k) != checkpoint["args"][k]:
+                    fail(f"--{k.replace('_', '-')} cannot change on --resume: start a new run to change it")
             Generator(args.nz, args.ngf, checkpoint["nc"], args.image_size).load_state_dict(checkpoint["G"])
         except Exception as e:  # missing, unreadable, not a checkpoint, or an earlier version's (its G does not load)
             fail(f"--resume {args.resume} cannot be read as a {SCRIPT}.py checkpoint ({type(e).__name__}); give one")
@@ -363,7 +363,7 @@ class Record:  # the run's folder, progress lines, checkpoints and plots
         epoch, i = divmod(step - 1, self.steps_per_epoch)
         print(f"[{epoch + 1}/{self.args.epochs}][{i + 1:4d}/{self.steps_per_epoch}] Loss_D {loss_d:.3f} Loss_G "
               f"{loss_g:.3f} GP {gp:.3f} W {w:.3f} |grad D(x_hat)| {slope:.3f} grad_G {grad_g:.3g} grad_D "
-              f"{grad_d:.3g} | {rate:,.0f} img/s", flush=True)  # img/s: since the epoch began
+              f"{grad_d:.3g} | {rate:,.0f} img/s", flush=True)  # img/s: since the epoch began, or the resume
 
     @torch.no_grad()
     def save(self, epoch, step):
