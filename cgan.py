@@ -1,32 +1,39 @@
 """Conditional GAN: a DCGAN told which digit to draw, in one file.
 
-G draws an image from noise z and a class label y; D judges image and label together (Mirza & Osindero 2014,
-"Conditional Generative Adversarial Nets"). It is the GAN's minimax game with every term conditioned on y:
+G draws an image from noise z and a class label y; D judges image and label together (Mirza &
+Osindero 2014, "Conditional Generative Adversarial Nets"). It is the GAN's minimax game with every
+term conditioned on y:
 
     min_G max_D V(D, G) = E_{x,y}[log D(x, y)] + E_{z,y}[log(1 - D(G(z, y), y))]
 
-D minimises L_D = -E[log D(x, y)] - E[log(1 - D(G(z, y), y))] = BCE(D(x, y), 1) + BCE(D(G(z, y), y), 0). G minimises
-(--loss) the non-saturating L_G = -E[log D(G(z, y), y)] = BCE(D(G(z, y), y), 1) used in practice, or V's own
-saturating L_G = E[log(1 - D(G(z, y), y))], whose gradient vanishes while D rejects the fakes (see dcgan.py).
+D minimises L_D = -E[log D(x, y)] - E[log(1 - D(G(z, y), y))] = BCE(D(x, y), 1) + BCE(D(G(z, y), y),
+0). G minimises (--loss) the non-saturating L_G = -E[log D(G(z, y), y)] = BCE(D(G(z, y), y), 1)
+used in practice, or V's own saturating L_G = E[log(1 - D(G(z, y), y))], whose gradient vanishes
+while D rejects the fakes (see dcgan.py).
 
-y enters as a one-hot vector: G takes [z, onehot(y)] as its (nz + n_classes) x 1 x 1 input; D the image with onehot(y)
-stacked on it as n_classes constant feature maps. D must see y to catch a "7" drawn for "3" (--d-label off: nothing
-makes G honour y). z is left to carry the style (slant, stroke width): the grid draws a row per class, a z per column.
+y enters as a one-hot vector: G takes [z, onehot(y)] as its (nz + n_classes) x 1 x 1 input; D the
+image with onehot(y) stacked on it as n_classes constant feature maps. D must see y to catch a "7"
+drawn for "3" (--d-label off: nothing makes G honour y). z is left to carry the style (slant,
+stroke width): the grid draws a row per class, a z per column.
 
 What to watch (the progress line, and losses.png in the run folder, one panel each):
-- D(x,y), D(G(z,y),y): D's mean probability of "real" for the real batch and for the fakes, from before D's
-  update (Loss_G is from after it). At the equilibrium both are 0.5; a healthy run keeps D a little ahead
-  (around 0.7 and 0.3); D(x,y) near 1, D(G(z,y),y) near 0 for hundreds of steps: D wins. They tell the balance of
-  the game, not the quality: look at the grids (does each row draw its class?).
-- grad_G, grad_D: the L2 norm of a network's weight gradients, how hard its loss pushes it (compare it with its
-  own past: Adam rescales steps). The saturating loss's grad_G shrinks while D rejects the fakes: it vanishes.
-- spread across z, at each epoch's end: each pixel's standard deviation across the 10 z of a grid row, averaged
-  over pixels and rows. Ten real MNIST digits of one class read about 0.26; near 0, G draws one image per class
-  whatever z: mode collapse (measured within rows, so that the variety between classes cannot hide it).
+- D(x,y), D(G(z,y),y): D's mean probability of "real" for the real batch and for the fakes, from
+  before D's update (Loss_G is from after it). At the equilibrium both are 0.5; a healthy run keeps
+  D a little ahead (around 0.7 and 0.3); D(x,y) near 1, D(G(z,y),y) near 0 for hundreds of steps:
+  D wins. They tell the balance of the game, not the quality: look at the grids (does each row draw
+  its class?).
+- grad_G, grad_D: the L2 norm of a network's weight gradients, how hard its loss pushes it (compare
+  it with its own past: Adam rescales steps). The saturating loss's grad_G shrinks while D rejects
+  the fakes: it vanishes.
+- spread across z, at each epoch's end: each pixel's standard deviation across the 10 z of a grid
+  row, averaged over pixels and rows. Ten real MNIST digits of one class read about 0.26; near 0, G
+  draws one image per class whatever z: mode collapse (measured within rows, so that the variety
+  between classes cannot hide it).
 
-Recipe: DCGAN (Radford et al. 2015) as in dcgan.py. Departures, the course practical's: 32x32 images (MNIST resized), a
-block fewer than the paper's 64x64; ngf = ndf = 32, not 128; lr_g 5e-4, not 2e-4; z ~ N(0, I), not uniform; ours: G's
-last layer at 64x64 keeps PyTorch's init. Paper: --image-size 64 --ngf 128 --ndf 128 --lr-g 2e-4 --weight-init normal.
+Recipe: DCGAN (Radford et al. 2015) as in dcgan.py. Departures, the course practical's: 32x32
+images (MNIST resized), a block fewer than the paper's 64x64; ngf = ndf = 32, not 128; lr_g 5e-4,
+not 2e-4; z ~ N(0, I), not uniform; ours: G's last layer at 64x64 keeps PyTorch's init. Paper:
+--image-size 64 --ngf 128 --ndf 128 --lr-g 2e-4 --weight-init normal.
 
     python cgan.py                                    # MNIST at 32x32, 5 epochs
     python cgan.py --d-label off                      # D does not see the label
@@ -54,128 +61,52 @@ SCRIPT = "cgan"
 DATASETS = {"mnist": 1, "fashion-mnist": 1, "cifar10": 3, "folder": 3, "fake": 3}  # name: channels
 GRID_COLUMNS = 10  # noise vectors in the sample grid, one per column; its rows are the classes
 LOG_EVERY = 50  # generator steps between progress lines (and between host-device syncs)
-LOG_COLUMNS = ["epoch", "step", "loss_D", "loss_G", "D_x", "D_G_z", "grad_G", "grad_D", "spread"]  # spread: at grids
-IN_NOTEBOOK = "ipykernel" in sys.modules  # Jupyter/Colab, a cell or %run: pictures go under the cell
+# In Jupyter or Colab (a cell, or %run), the pictures go under the cell
+IN_NOTEBOOK = "ipykernel" in sys.modules and sys.modules["IPython"].get_ipython() is not None
 
 
-# ----------------------------------------------------------------------------- flags
-def parse_args(argv=None):
-    if argv is None:  # a notebook kernel's own arguments (-f <connection file>) are not ours; %run's are
-        argv = [] if IN_NOTEBOOK and any(a == "-f" or a.startswith("--f=") for a in sys.argv[1:]) else sys.argv[1:]
-    p = argparse.ArgumentParser(prog=f"{SCRIPT}.py", usage=argparse.SUPPRESS, allow_abbrev=False,
-                                description="Train a conditional DCGAN (see its docstring)",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add = p.add_argument
-    add("--dataset", default="mnist", choices=DATASETS, help="labelled images (fake: random ones, for tests)")
-    add("--data-root", default="~/.cache/gan-data", help="where the dataset is, or goes; folder: a subfolder per class")
-    add("--image-size", type=int, default=32, choices=[32, 64], help="64 adds a block to each network")
-    add("--nz", type=int, default=100, help="size of the noise vector z")
-    add("--ngf", type=int, default=32, help="generator width: channels before its last layer")
-    add("--ndf", type=int, default=32, help="discriminator width: channels of its first layer")
-    add("--d-label", default="on", choices=["on", "off"], help="on: D judges (image, label); off: the image alone")
-    add("--weight-init", default="custom", choices=["custom", "normal", "default"], help="see init_weights")
-    add("--loss", default="non-saturating", choices=["non-saturating", "saturating"], help="G's loss (docstring)")
-    add("--epochs", type=int, default=5, help="passes over the training set, counting those already made")
-    add("--batch-size", type=int, default=128, help="images per batch")
-    add("--lr-d", type=float, default=2e-4, help="discriminator learning rate (0: D stays as initialised)")
-    add("--lr-g", type=float, default=5e-4, help="generator learning rate (0: G stays as initialised)")
-    add("--beta1", type=float, default=0.5, help="Adam beta1")
-    add("--beta2", type=float, default=0.999, help="Adam beta2")
-    add("--d-steps", type=int, default=1, help="D updates per G update, each on a new batch")
-    add("--seed", type=int, default=0, help="random seed")
-    add("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"], help="auto: cuda, else mps, else cpu")
-    add("--workers", type=int, default=min(8, os.cpu_count() or 1), help="processes decoding a folder's images")
-    add("--max-steps", type=int, default=None, help="stop once the run has made this many generator updates")
-    add("--out", default=None, help="run folder; none: runs/cgan-<date-time>")
-    add("--resume", default=None, metavar="CHECKPOINT", help="go on with the run saved in this checkpoint.pt, with "
-        "its settings but for the flags given now (not those of the networks, optimisers, batches or folder)")
-    return check_args(p, argv)  # (bookkeeping, below)
-
-
-# ----------------------------------------------------------------------------- data
-def load_data(args, device):
-    """(the labelled images in [-1, 1], their class names): a folder's ImageFolder, or a small set on the device."""
-    root, size = os.path.expanduser(args.data_root), args.image_size
-    if args.dataset == "folder":  # torchvision's ImageFolder: each subfolder of --data-root is a class
-        try:
-            images = torchvision.datasets.ImageFolder(root, T.Compose(
-                [T.Resize(size), T.CenterCrop(size), T.ToTensor(), T.Normalize([0.5] * 3, [0.5] * 3)]))
-        except (FileNotFoundError, RuntimeError) as e:  # no such folder, no subfolder, or no image in them
-            fail(f"--data-root {args.data_root}: {e}; put each class's images in a subfolder of its own")
-        if len(images.classes) < 2:
-            fail(f"{root} holds a single class ({images.classes[0]}); a conditional GAN needs two or more subfolders")
-        return images, images.classes
-    if args.dataset == "fake":  # random images with random labels, for tests: runs anywhere, learns nothing
-        generator = torch.Generator().manual_seed(0)  # (the images drawn first, then the labels)
-        return TensorDataset((torch.rand(1024, 3, size, size, generator=generator) * 2 - 1).to(device),
-                             torch.randint(0, 10, (1024,), generator=generator).to(device)), [str(k) for k in range(10)]
-    dataset = {"mnist": torchvision.datasets.MNIST, "fashion-mnist": torchvision.datasets.FashionMNIST,
-               "cifar10": torchvision.datasets.CIFAR10}[args.dataset]
-    folder = getattr(dataset, "base_folder", dataset.__name__)  # its folder in --data-root: MNIST, cifar-10-...
-    if os.path.basename(os.path.normpath(root)) == folder and not os.path.isdir(os.path.join(root, folder)):
-        fail(f"--data-root {args.data_root} is the {folder} folder itself; give the folder that holds it")
-    try:
-        dataset = dataset(root, train=True, download=True)
-    except (OSError, RuntimeError) as e:  # no internet (URLError is an OSError), or a broken file
-        reason = str(e).strip().splitlines()[-1].removeprefix("<urlopen error ")  # the last address's error
-        fail(f"{args.dataset} is not in {root} and could not be downloaded ({reason.removesuffix('>')}); "
-             f"connect to the internet, or point --data-root at a folder that holds it")
-    x = torch.as_tensor(dataset.data)  # uint8: N x H x W (x C for CIFAR-10)
-    x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
-    x = x.float().div_(127.5).sub_(1)  # [0, 255] -> [-1, 1], the range of G's Tanh (in place: less memory)
-    if x.shape[-1] != size:  # 28 or 32 -> 32 or 64: DCGAN's strides want a power of two
-        x = F.interpolate(x, size=(size, size), mode="bilinear")  # only upsampling: no antialiasing needed
-    return TensorDataset(x.to(device), torch.as_tensor(dataset.targets).to(device)), dataset.classes
-
-
-def batches(data, args, epoch, skip, device):
-    """One epoch's (images, labels) batches, d_steps of them per generator step, in an order drawn from the epoch's
-    own seed, less the first `skip` steps' (trained on already). Images short of a whole step are dropped."""
-    steps = len(data) // args.batch_size // args.d_steps
-    generator = torch.Generator().manual_seed(1000 * args.seed + epoch)
-    order = torch.randperm(len(data), generator=generator)[:steps * args.d_steps * args.batch_size]
-    order = order.view(steps, args.d_steps, args.batch_size)[skip:]
-    if isinstance(data, TensorDataset):
-        for step_order in order.to(device):
-            yield [data[idx] for idx in step_order]
-        return
-    pinned = device.type == "cuda"  # page-locked memory: the copy to the GPU is only queued, Python goes on
-    loader = iter(DataLoader(data, batch_sampler=order.flatten(0, 1).tolist(), pin_memory=pinned,
-                             num_workers=args.workers, worker_init_fn=ignore_ctrl_c, generator=generator))
-    for _ in order:  # worker processes decode the files while the networks train
-        yield [[t.to(device, non_blocking=pinned) for t in next(loader)] for _ in range(args.d_steps)]
-
-
-# ----------------------------------------------------------------------------- networks
+# -------------------------------------------------------------------------------------- networks
 class Generator(nn.Sequential):
-    """(z, y) -> image in [-1, 1], y one-hot (B x n_classes). [z, y] 110x1x1 -> 128x4x4 -> 64x8x8 -> 32x16x16 ->
-    1x32x32: dcgan.py's generator with n_classes more inputs (a blend of two one-hot y: an in-between class)."""
+    """(z, y) -> image in [-1, 1], y one-hot (B x n_classes). [z, y] 110x1x1 -> 128x4x4 -> 64x8x8 ->
+    32x16x16 -> 1x32x32: dcgan.py's generator with n_classes more inputs (a blend of two one-hot y:
+    an in-between class)."""
 
     def __init__(self, nz=100, ngf=32, nc=1, image_size=32, n_classes=10):
         blocks = 2 if image_size == 32 else 3  # stride-2 blocks between 4x4 and the last layer
         ch = ngf * 2 ** blocks  # widest first: ngf*4 at 32x32, ngf*8 at 64x64
-        layers = [nn.ConvTranspose2d(nz + n_classes, ch, 4, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True)]
+        # 1x1 -> 4x4
+        layers = [nn.ConvTranspose2d(nz + n_classes, ch, 4, 1, 0, bias=False),
+                  nn.BatchNorm2d(ch),
+                  nn.ReLU(True)]
         for _ in range(blocks):  # 4 -> 8 -> 16 (-> 32)
-            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(ch // 2),
+                       nn.ReLU(True)]
             ch //= 2
-        super().__init__(*layers, nn.ConvTranspose2d(ch, nc, 4, 2, 1, bias=False), nn.Tanh())  # -> 32 (64)
+        # -> 32x32 (64x64)
+        super().__init__(*layers, nn.ConvTranspose2d(ch, nc, 4, 2, 1, bias=False), nn.Tanh())
 
-    def forward(self, z, y):
-        return super().forward(torch.cat([z, y[:, :, None, None]], dim=1))  # [z, onehot(y)] as input channels
+    def forward(self, z, y):  # [z, onehot(y)] as the input's channels
+        return super().forward(torch.cat([z, y[:, :, None, None]], dim=1))
 
 
 class Discriminator(nn.Sequential):
-    """(image, y) -> one logit (no sigmoid: the loss takes logits): (1 + 10)x32x32 -> 32x16x16 -> 64x8x8 -> 128x4x4
-    -> 1, dcgan.py's D with y stacked on the image, so that its first filters compare each stroke with the class."""
+    """(image, y) -> one logit (no sigmoid: the loss takes logits): (1 + 10)x32x32 -> 32x16x16 ->
+    64x8x8 -> 128x4x4 -> 1, dcgan.py's D with y stacked on the image, so that its first filters
+    compare each stroke with the class."""
 
     def __init__(self, ndf=32, nc=1, image_size=32, n_classes=10):
         blocks = 2 if image_size == 32 else 3
         ch = ndf
-        layers = [nn.Conv2d(nc + n_classes, ch, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]  # S -> S/2
+        # S -> S/2
+        layers = [nn.Conv2d(nc + n_classes, ch, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         for _ in range(blocks):
-            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch * 2), nn.LeakyReLU(0.2, True)]
+            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(ch * 2),
+                       nn.LeakyReLU(0.2, True)]
             ch *= 2
-        super().__init__(*layers, nn.Conv2d(ch, 1, 4, 1, 0, bias=False), nn.Flatten(0))  # 4x4 -> 1x1 -> B logits
+        # 4x4 -> B x 1 x 1 x 1, flattened to B logits: one per image
+        super().__init__(*layers, nn.Conv2d(ch, 1, 4, 1, 0, bias=False), nn.Flatten(0))
         self.n_classes = n_classes
 
     def forward(self, x, y):
@@ -184,10 +115,11 @@ class Discriminator(nn.Sequential):
         return super().forward(x)
 
 
-def init_weights(G, D, kind, image_size):
-    """--weight-init normal: DCGAN's, conv weights ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02) and shifts 0;
-    custom: the same but for G's last layer at 64x64; default: PyTorch's own, set when the layers were built."""
-    if kind == "default":
+def init_weights(G, D, scheme, image_size):
+    """--weight-init normal: DCGAN's, conv weights ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02) and
+    shifts 0; custom: the same but for G's last layer at 64x64; default: PyTorch's own, set when the
+    layers were built."""
+    if scheme == "default":
         return
     for m in [*G.modules(), *D.modules()]:
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -195,94 +127,314 @@ def init_weights(G, D, kind, image_size):
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
-    if image_size == 64 and kind == "custom":
-        # No batch norm rescales G's last layer: at N(0, 0.02) G starts flat grey, and a 64x64 D often wins at once
-        G[-2].reset_parameters()  # G[-2]: the last ConvTranspose2d (G[-1] is the Tanh)
+    if image_size == 64 and scheme == "custom":
+        # No batch norm rescales G's last layer: at N(0, 0.02) G starts flat grey, and a 64x64 D
+        # often wins at once. G[-2]: the last ConvTranspose2d (G[-1] is the Tanh).
+        G[-2].reset_parameters()
 
 
-def grid_inputs(noise, n_classes):  # the sample grid's (z, y): row k draws class k, column j uses noise[j] in every row
-    labels = torch.arange(n_classes, device=noise.device).repeat_interleave(len(noise))  # 0 ... 0 1 ... 1 ...
+def grid_inputs(noise, n_classes):
+    """The sample grid's (z, y): row k draws class k, column j uses noise[j] in every row."""
+    # 0 ... 0 1 ... 1 ...: each class len(noise) times
+    labels = torch.arange(n_classes, device=noise.device).repeat_interleave(len(noise))
     return noise.repeat(n_classes, 1, 1, 1), F.one_hot(labels, n_classes).float()
 
 
-# ----------------------------------------------------------------------------- losses
-# D gives a logit l, D(x, y) = sigmoid(l); BCE(l, t) = -[t log sigmoid(l) + (1 - t) log(1 - sigmoid(l))]: stable on l
-def discriminator_loss(out_real, out_fake):
+# ---------------------------------------------------------------------------------------- losses
+# D gives a logit l, D(x, y) = sigmoid(l). On logits, BCE(l, y) = -[y log sigmoid(l) + (1 - y)
+# log(1 - sigmoid(l))] is computed stably.
+def discriminator_loss(logit_real, logit_fake):
     """L_D = -E[log D(x, y)] - E[log(1 - D(G(z, y), y))]: BCE with label 1 for real, 0 for fake."""
-    return (F.binary_cross_entropy_with_logits(out_real, torch.ones_like(out_real))
-            + F.binary_cross_entropy_with_logits(out_fake, torch.zeros_like(out_fake)))
+    return (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
+            + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake)))
 
 
-def generator_loss(out_fake, kind):
+def generator_loss(logit_fake, loss):
     """The generator's loss on D's logits for its fakes (see --loss)."""
-    if kind == "non-saturating":
-        return F.binary_cross_entropy_with_logits(out_fake, torch.ones_like(out_fake))  # -E[log D(G(z, y), y)]
-    return -F.binary_cross_entropy_with_logits(out_fake, torch.zeros_like(out_fake))  # E[log(1 - D(G(z, y), y))]
+    if loss == "non-saturating":  # -E[log D(G(z, y), y)]
+        return F.binary_cross_entropy_with_logits(logit_fake, torch.ones_like(logit_fake))
+    # E[log(1 - D(G(z, y), y))]
+    return -F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
 
 
 def grad_norm(net):  # the L2 norm of all of net's parameter gradients, taken as one vector
     return torch.stack([p.grad.norm() for p in net.parameters() if p.grad is not None]).norm()
 
 
-# ----------------------------------------------------------------------------- training
+# -------------------------------------------------------------------------------------- training
 def main(argv=None):
-    args, checkpoint = parse_args(argv)
+    args, saved = parse_args(argv)  # the flags, checked; saved: the checkpoint to resume, or None
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
-    torch.backends.cudnn.benchmark = True  # on a GPU: fixed shapes, so let cuDNN pick its fastest kernels
+    torch.backends.cudnn.benchmark = True  # on a GPU: fixed shapes, so cuDNN picks fast kernels
+    # the labelled images in [-1, 1] (on the device, or a folder's Dataset), their class names
     data, classes = load_data(args, device)
-    nc, n_classes = DATASETS[args.dataset], len(classes)
-    steps_per_epoch = len(data) // args.batch_size // args.d_steps  # generator updates per pass over the data
+    # generator updates per pass over the data
+    steps_per_epoch = len(data) // args.batch_size // args.d_steps
     if steps_per_epoch == 0:
-        fail(f"{len(data):,} images make no --d-steps batches of --batch-size; add images or lower either flag")
+        fail(f"{len(data):,} images make no --d-steps batches of --batch-size; "
+             "add images or lower either flag")
+    nc = DATASETS[args.dataset]
+    n_classes = len(classes)
     G = Generator(args.nz, args.ngf, nc, args.image_size, n_classes).to(device)
-    D = Discriminator(args.ndf, nc, args.image_size, n_classes if args.d_label == "on" else 0).to(device)
+    D = Discriminator(args.ndf, nc, args.image_size, n_classes if args.d_label == "on" else 0)
+    D = D.to(device)
     init_weights(G, D, args.weight_init, args.image_size)
     opt_G = torch.optim.Adam(G.parameters(), lr=args.lr_g, betas=(args.beta1, args.beta2))
     opt_D = torch.optim.Adam(D.parameters(), lr=args.lr_d, betas=(args.beta1, args.beta2))
-    fixed_noise = torch.randn(GRID_COLUMNS, args.nz, 1, 1, device=device)  # the same z for every saved grid
-    # The run's record (bookkeeping, below); resumed, it brings back all the run's state: it goes on unchanged.
-    record = Record(args, checkpoint, steps_per_epoch, classes, fixed_noise, G=G, D=D, opt_G=opt_G, opt_D=opt_D)
-    step, last_step = record.step, min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
-    first_epoch, skip = divmod(step, steps_per_epoch)
-    with record:  # from here on, Ctrl-C lets the step under way finish, then the run saves and stops
-        for epoch in range(first_epoch, args.epochs):
-            for reals in batches(data, args, epoch, skip if epoch == first_epoch else 0, device):
-                # (1) Update D: k steps (--d-steps) of minimising L_D, each on a new real batch
-                for k, (real, labels) in enumerate(reals):
-                    y = F.one_hot(labels, n_classes).float()  # the real batch's labels, given to G and D alike
-                    # Only the last k's fakes need their graph through G: G's step (2) scores them again
-                    with torch.set_grad_enabled(k == args.d_steps - 1):
-                        fake = G(torch.randn(args.batch_size, args.nz, 1, 1, device=device), y)
-                    out_real = D(real, y)  # logits: D(x, y) in the docstring is sigmoid(out_real)
-                    out_fake = D(fake.detach(), y)  # detach: L_D's gradient stops at D, and fake's graph stays for (2)
-                    loss_D = discriminator_loss(out_real, out_fake)
+    # the same z for every grid, one per column
+    fixed_noise = torch.randn(GRID_COLUMNS, args.nz, 1, 1, device=device)
+    state = {"G": G, "D": D, "opt_G": opt_G, "opt_D": opt_D}
+    step = 0  # generator updates made
+    history = []  # a row of statistics per generator update
+    if saved:  # resume: the run's networks, optimisers, noise, history and random state, as saved
+        for name in state:
+            state[name].load_state_dict(saved[name])
+        fixed_noise.copy_(saved["fixed_noise"])
+        step = saved["step"]
+        history = saved["history"]
+        for name, rng in saved["rng"].items():  # the CPU's, a GPU's: the noise goes on unchanged
+            (torch if name == "cpu" else getattr(torch, name)).set_rng_state(rng)
+    last_step = min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
+    log = Log(args, steps_per_epoch, history, step)  # progress lines (machinery, below)
+    os.makedirs(args.out, exist_ok=True)  # the run folder
+
+    with CtrlC() as ctrl_c:  # Ctrl-C: the step under way finishes, then the run saves and stops
+        for epoch in range(step // steps_per_epoch, args.epochs):
+            made = step - epoch * steps_per_epoch  # this epoch's steps made before a resume (or 0)
+            for reals in batches(data, args, epoch, made, device):  # d_steps real batches per step
+                # (1) Update D: d_steps times, each on a new real batch, minimise L_D
+                for real, labels in reals:
+                    y = F.one_hot(labels, n_classes).float()  # the real batch's labels, for G and D
+                    fake = G(torch.randn(args.batch_size, args.nz, 1, 1, device=device), y)
+                    logit_real = D(real, y)  # D(x, y) in the docstring is sigmoid(logit_real)
+                    logit_fake = D(fake.detach(), y)  # detach: L_D's gradient stops at D
+                    loss_D = discriminator_loss(logit_real, logit_fake)
                     opt_D.zero_grad(set_to_none=True)
                     loss_D.backward()
-                    grad_D = grad_norm(D)  # how hard L_D pushes D (the last k's value is logged)
+                    grad_D = grad_norm(D)  # how hard L_D pushes D (the last D step's is logged)
                     opt_D.step()
 
-                # (2) Update G once, on `fake` and `y` from the last k of (1), as judged by the updated D. The
-                # gradient flows back through D into G; D's own weight gradients are not needed: skip them.
+                # (2) Update G once, on the last fakes and y of (1), as the updated D judges them:
+                # minimise L_G. Its gradient flows back through D into G, but G's step does not
+                # update D: D's own weight gradients would be thrown away, so skip them (saves
+                # time)
                 D.requires_grad_(False)
                 loss_G = generator_loss(D(fake, y), args.loss)
                 opt_G.zero_grad(set_to_none=True)
                 loss_G.backward()
-                grad_G = grad_norm(G)  # how hard L_G pushes G (Adam rescales it: compare it with its own past)
+                # how hard L_G pushes G (Adam rescales it: compare it with its own past)
+                grad_G = grad_norm(G)
                 opt_G.step()
                 D.requires_grad_(True)
+
                 step += 1
-                record.add(step, loss_D, loss_G, torch.sigmoid(out_real).mean(), torch.sigmoid(out_fake).mean(),
-                           grad_G, grad_D)  # kept on the device; a progress line every LOG_EVERY steps
-                if step == last_step or record.interrupted:  # --max-steps reached, or Ctrl-C
+                D_x = torch.sigmoid(logit_real).mean()  # from before D's update
+                D_G_z = torch.sigmoid(logit_fake).mean()
+                # kept on the device; a progress line every LOG_EVERY steps
+                log.add(step, loss_D, loss_G, D_x, D_G_z, grad_G, grad_D)
+                if step == last_step or ctrl_c.pressed:  # --max-steps reached, or Ctrl-C
                     break
-            record.save(epoch, step)  # the epoch's grid (a row per class, drawn with G.eval()), its spread, checkpoint
-            if step == last_step or record.interrupted:
+
+            log.fetch(step)  # the statistics not yet on the host
+            grid = os.path.join(args.out, f"samples_epoch_{epoch + 1:03d}.png")
+            # row k: class k, column j: fixed_noise[j]; G.eval(), saved
+            samples = draw_grid(G, *grid_inputs(fixed_noise, n_classes), grid)
+            # each pixel's std across a row's z, averaged over the pixels and rows
+            spread = samples.unflatten(0, (-1, GRID_COLUMNS)).std(dim=1).mean().item()
+            log.end_epoch(epoch, step, spread)  # the spread into the history; the epoch's line
+            save_checkpoint(args, step, steps_per_epoch, fixed_noise, log.history, state, classes)
+            save_log_and_plots(log.history, args.out, steps_per_epoch)  # log.csv, losses.png, GIF
+            if IN_NOTEBOOK:
+                log.show(grid, os.path.join(args.out, "losses.png"))  # under the cell, in place
+            log.restart_clock(step)  # img/s counts the training alone
+            if step == last_step or ctrl_c.pressed:
                 break
     print(f"Run folder: {args.out}")
 
 
-def fail(message):  # bad input: one line that says what is wrong and what to do, exit status 2, no traceback
+# ===================================================================================== machinery
+# A first read can stop here. What follows parses and checks the flags, loads the data, keeps the
+# run's log, checkpoint and plots.
+
+
+def at_least(low):  # an argparse type: a number >= low, an int or a float as low is (not NaN)
+    def parse(text):
+        value = type(low)(text)
+        if not value >= low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {text}")
+        return value
+    return parse
+
+
+positive = at_least(1)
+
+
+def fraction(text):  # an argparse type: a float in [0, 1)
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 0 and < 1, got {text}")
+    return value
+
+
+def parse_args(argv=None):
+    """The flags, checked -> (args, the checkpoint to resume or None)."""
+    if argv is None:  # a notebook kernel's own arguments (-f <connection file>) are not ours
+        kernel = IN_NOTEBOOK and any(a == "-f" or a.startswith("--f=") for a in sys.argv[1:])
+        argv = [] if kernel else sys.argv[1:]
+    p = argparse.ArgumentParser(prog=f"{SCRIPT}.py", usage=argparse.SUPPRESS, allow_abbrev=False,
+                                description="Train a conditional DCGAN (see its docstring)",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add = p.add_argument
+    add("--dataset", default="mnist", choices=DATASETS,
+        help="labelled images (fake: random ones, for tests)")
+    add("--data-root", default="~/.cache/gan-data",
+        help="where the dataset is, or goes; folder: a subfolder per class")
+    add("--image-size", type=int, default=32, choices=[32, 64],
+        help="64 adds a block to each network")
+    add("--nz", type=positive, default=100, help="size of the noise vector z")
+    add("--ngf", type=positive, default=32,
+        help="generator width: channels before its last layer")
+    add("--ndf", type=positive, default=32,
+        help="discriminator width: channels of its first layer")
+    add("--weight-init", default="custom", choices=["custom", "normal", "default"],
+        help="see init_weights")
+    add("--d-label", default="on", choices=["on", "off"],
+        help="on: D judges (image, label); off: the image alone")
+    add("--loss", default="non-saturating", choices=["non-saturating", "saturating"],
+        help="G's loss (docstring)")
+    add("--epochs", type=positive, default=5,
+        help="passes over the training set, counting those already made")
+    add("--batch-size", type=at_least(2), default=128, help="images per batch")
+    add("--lr-d", type=at_least(0.0), default=2e-4,
+        help="discriminator learning rate (0: D stays as initialised)")
+    add("--lr-g", type=at_least(0.0), default=5e-4,
+        help="generator learning rate (0: G stays as initialised)")
+    add("--beta1", type=fraction, default=0.5, help="Adam beta1")
+    add("--beta2", type=fraction, default=0.999, help="Adam beta2")
+    add("--d-steps", type=positive, default=1,
+        help="D updates per G update, each on a new batch")
+    add("--seed", type=int, default=0, help="random seed")
+    add("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"],
+        help="auto: cuda, else mps, else cpu")
+    add("--workers", type=at_least(0), default=min(8, os.cpu_count() or 1),
+        help="processes decoding a folder's images")
+    add("--max-steps", type=positive, default=None,
+        help="stop once the run has made this many generator updates")
+    add("--out", default=None, help="run folder; none: runs/cgan-<date-time>")
+    add("--resume", default=None, metavar="CHECKPOINT",
+        help="go on with the run saved in this checkpoint.pt, with its settings but for the flags "
+             "given now (not those of the networks, optimisers, batches or folder)")
+    args = p.parse_args(argv)
+    saved = None
+    if args.resume:
+        saved = read_checkpoint(args.resume)
+        # the run's own settings, but for the flags given now; not those that shaped what it saved
+        args = p.parse_args(argv, namespace=argparse.Namespace(**saved["args"]))
+        for k in ("dataset image_size nz ngf ndf batch_size d_steps seed d_label lr_d lr_g beta1 "
+                  "beta2 out").split():
+            if getattr(args, k) != saved["args"][k]:
+                fail(f"--{k.replace('_', '-')} cannot change on --resume: start a new run for that")
+        args.out = os.path.dirname(os.path.abspath(args.resume))
+        if args.epochs <= saved["epoch"]:
+            fail(f"--epochs must be > {saved['epoch']}, the epochs the run has made")
+        if args.max_steps is not None and args.max_steps <= saved["step"]:
+            fail(f"--max-steps must be > {saved['step']}, the steps the run has made")
+    elif args.out and os.path.exists(args.out) and (not os.path.isdir(args.out)
+                                                     or os.listdir(args.out)):
+        fail(f"--out {args.out} already exists and is not empty; "
+             "choose a new folder, or --resume its checkpoint.pt")
+    args.out = args.out or os.path.join("runs", time.strftime(f"{SCRIPT}-%Y%m%d-%H%M%S"))
+    found = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(),
+             "cpu": True}
+    if args.device == "auto":
+        args.device = next(name for name in found if found[name])
+    if not found[args.device]:
+        fail(f"--device {args.device}: PyTorch sees no such GPU here; use --device auto or cpu")
+    return args, saved
+
+
+def read_checkpoint(path):  # a checkpoint of this script, of this version of it
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if saved["script"] != SCRIPT:
+            fail(f"--resume {path} was written by {saved['script']}.py; resume it with that script")
+        a = saved["args"]  # an earlier version's checkpoint: its G does not load
+        G = Generator(a["nz"], a["ngf"], saved["nc"], a["image_size"], saved["n_classes"])
+        G.load_state_dict(saved["G"])
+    except Exception as e:  # missing, unreadable, not a checkpoint, or an earlier version's
+        fail(f"--resume {path} cannot be read as a {SCRIPT}.py checkpoint "
+             f"({type(e).__name__}); give one")
+    return saved
+
+
+def load_data(args, device):
+    """(the labelled images in [-1, 1], their class names): a folder's ImageFolder, or a small set
+    on the device."""
+    root = os.path.expanduser(args.data_root)
+    size = args.image_size
+    if args.dataset == "folder":  # torchvision's ImageFolder: each subfolder of root is a class
+        transform = T.Compose([T.Resize(size), T.CenterCrop(size), T.ToTensor(),
+                               T.Normalize([0.5] * 3, [0.5] * 3)])  # [0, 1] -> [-1, 1]
+        try:
+            images = torchvision.datasets.ImageFolder(root, transform)
+        except (FileNotFoundError, RuntimeError) as e:  # no such folder, no subfolder, no image
+            fail(f"--data-root {args.data_root}: {e}; "
+                 "put each class's images in a subfolder of its own")
+        if len(images.classes) < 2:
+            fail(f"{root} holds a single class ({images.classes[0]}); "
+                 "a conditional GAN needs two or more subfolders")
+        return images, images.classes
+    if args.dataset == "fake":  # random images and labels, for tests: runs anywhere, learns nothing
+        generator = torch.Generator().manual_seed(0)  # (the images drawn first, then the labels)
+        images = torch.rand(1024, 3, size, size, generator=generator) * 2 - 1
+        labels = torch.randint(0, 10, (1024,), generator=generator)
+        return TensorDataset(images.to(device), labels.to(device)), [str(k) for k in range(10)]
+    dataset = {"mnist": torchvision.datasets.MNIST,
+               "fashion-mnist": torchvision.datasets.FashionMNIST,
+               "cifar10": torchvision.datasets.CIFAR10}[args.dataset]
+    folder = getattr(dataset, "base_folder", dataset.__name__)  # in root: MNIST, cifar-10-...
+    if os.path.basename(os.path.normpath(root)) == folder and not os.path.isdir(
+            os.path.join(root, folder)):
+        fail(f"--data-root {args.data_root} is the {folder} folder itself; "
+             "give the folder that holds it")
+    try:
+        dataset = dataset(root, train=True, download=True)
+    except (OSError, RuntimeError) as e:  # no internet (URLError is an OSError), or a broken file
+        reason = str(e).strip().splitlines()[-1]  # torchvision names each address it tried
+        fail(f"{args.dataset} is not in {root} and could not be downloaded ({reason}); "
+             f"connect to the internet, or point --data-root at a folder that holds it")
+    x = torch.as_tensor(dataset.data)  # uint8: N x H x W (x C for CIFAR-10)
+    x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
+    x = x.float().div_(127.5).sub_(1)  # [0, 255] -> [-1, 1], the range of G's Tanh (in place)
+    if x.shape[-1] != size:  # 28 or 32 -> 32 or 64: DCGAN's strides want a power of two
+        x = F.interpolate(x, size=(size, size), mode="bilinear")  # only upsampling: no antialiasing
+    labels = torch.as_tensor(dataset.targets)
+    return TensorDataset(x.to(device), labels.to(device)), dataset.classes
+
+
+def batches(data, args, epoch, made, device):
+    """One epoch's (images, labels) batches, d_steps of them per generator step, in an order drawn
+    from the epoch's own seed, less those of the `made` steps trained on before a resume. Images
+    short of a whole step are dropped."""
+    steps = len(data) // args.batch_size // args.d_steps
+    generator = torch.Generator().manual_seed(1000 * args.seed + epoch)
+    order = torch.randperm(len(data), generator=generator)[:steps * args.d_steps * args.batch_size]
+    order = order.view(steps, args.d_steps, args.batch_size)[made:]
+    if isinstance(data, TensorDataset):
+        for step_order in order.to(device):
+            yield [data[idx] for idx in step_order]
+        return
+    pinned = device.type == "cuda"  # page-locked memory: the copy to the GPU is only queued
+    loader = DataLoader(data, batch_sampler=order.flatten(0, 1).tolist(), pin_memory=pinned,
+                        num_workers=args.workers, worker_init_fn=ignore_ctrl_c, generator=generator)
+    loader = iter(loader)  # worker processes decode the files while the networks train
+    for _ in order:  # (images, labels)
+        yield [[t.to(device, non_blocking=pinned) for t in next(loader)]
+               for _ in range(args.d_steps)]
+
+
+def fail(message):  # bad input: one line that says what is wrong and what to do, exit status 2
     print(f"{SCRIPT}.py: error: {message}", file=sys.stderr)
     sys.exit(2)
 
@@ -291,134 +443,142 @@ def ignore_ctrl_c(worker_id):  # in DataLoader workers: Ctrl-C is for the traini
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-# ============================================================================= bookkeeping
-# A first read can stop here. What follows checks the flags, keeps the run's record, and draws its plots.
-def check_args(p, argv):
-    args, checkpoint = p.parse_args(argv), {"epoch": 0, "step": 0}  # a new run: nothing made yet
-    if args.resume:  # the run's own settings, but for the flags given now; those that shape the saved state are refused
-        try:
-            checkpoint = torch.load(args.resume, map_location="cpu", weights_only=True)
-            args = p.parse_args(argv, namespace=argparse.Namespace(**checkpoint["args"]))
-            if checkpoint["script"] != SCRIPT:
-                fail(f"--resume {args.resume} was written by {checkpoint['script']}.py; resume it with that script")
-            for k in "dataset image_size nz ngf ndf batch_size d_steps seed d_label lr_d lr_g beta1 beta2 out".split():
-                if getattr(args, k) != checkpoint["args"][k]:
-                    fail(f"--{k.replace('_', '-')} cannot change on --resume: start a new run to change it")
-            G = Generator(args.nz, args.ngf, checkpoint["nc"], args.image_size, checkpoint["n_classes"])
-            G.load_state_dict(checkpoint["G"])
-        except Exception as e:  # missing, unreadable, not a checkpoint, or an earlier version's (its G does not load)
-            fail(f"--resume {args.resume} cannot be read as a {SCRIPT}.py checkpoint ({type(e).__name__}); give one")
-        args.out = os.path.dirname(os.path.abspath(args.resume))
-    elif args.out and os.path.exists(args.out) and (not os.path.isdir(args.out) or os.listdir(args.out)):
-        fail(f"--out {args.out} already exists and is not empty; choose a new folder, or --resume its checkpoint.pt")
-    args.out = args.out or os.path.join("runs", time.strftime(f"{SCRIPT}-%Y%m%d-%H%M%S"))
-    for name, low in (("nz", 1), ("ngf", 1), ("ndf", 1), ("epochs", checkpoint["epoch"] + 1), ("batch_size", 2),
-                      ("d_steps", 1), ("max_steps", checkpoint["step"] + 1), ("workers", 0), ("lr_d", 0), ("lr_g", 0),
-                      ("beta1", 0), ("beta2", 0)):
-        value, high = getattr(args, name), 1 if name.startswith("beta") else math.inf
-        if value is not None and not low <= value < high:  # (NaN fails it too)
-            fail(f"--{name.replace('_', '-')} must be >= {low}{' and < 1' * (high == 1)}, got {value}")
-    found = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
-    args.device = next(name for name in found if found[name]) if args.device == "auto" else args.device
-    if not found[args.device]:
-        fail(f"--device {args.device}: PyTorch sees no such GPU here; use --device auto or cpu")
-    return args, checkpoint
+class CtrlC:  # Ctrl-C, or a notebook's stop button, sets .pressed: the loop stops after the step
+    pressed = False
 
+    def __enter__(self):
+        self.old_handler = signal.signal(signal.SIGINT, self.press)
+        return self
 
-class Record:  # the run's folder, progress lines, checkpoints and plots
-    def __init__(self, args, checkpoint, steps_per_epoch, classes, fixed_noise, **state):  # networks and optimisers
-        self.args, self.steps_per_epoch, self.classes, self.fixed_noise = args, steps_per_epoch, classes, fixed_noise
-        self.state, self.step, self.history, self.pending, self.pictures, self.interrupted = state, 0, [], [], {}, False
-        if args.resume:
-            for name, thing in self.state.items():
-                thing.load_state_dict(checkpoint[name])
-            fixed_noise.copy_(checkpoint["fixed_noise"])
-            self.step, self.history = checkpoint["step"], checkpoint["history"]
-            for kind, saved in checkpoint["rng"].items():  # the CPU's and a GPU's: the noise goes on unchanged
-                (torch if kind == "cpu" else getattr(torch, kind)).set_rng_state(saved)
-        self.since = (time.perf_counter(), self.step)  # the clock and the step at the last save
-        os.makedirs(args.out, exist_ok=True)
-
-    def __enter__(self):  # Ctrl-C, or a notebook's stop button, asks the loop to stop after the step under way
-        self.old_handler = signal.signal(signal.SIGINT, lambda signum, frame: setattr(self, "interrupted", True))
+    def press(self, signum, frame):
+        self.pressed = True
 
     def __exit__(self, *exception):
         signal.signal(signal.SIGINT, self.old_handler)
+
+
+class Log:  # the run's statistics: kept on the device, fetched every LOG_EVERY steps, printed
+    def __init__(self, args, steps_per_epoch, history, step):
+        self.args = args
+        self.steps_per_epoch = steps_per_epoch
+        self.history = history  # one row per generator step: the statistics, then the spread
+        self.pending = []  # this epoch's rows still on the device
+        self.clock = time.perf_counter()  # when the epoch (or the resume) began, and its step
+        self.clock_step = step
+        self.pictures = {}  # the notebook's displays, updated in place
 
     def add(self, step, *stats):
         self.pending.append(torch.stack(stats).detach())
         if step % LOG_EVERY == 0:
             self.fetch(step)
 
-    def fetch(self, step):  # the pending statistics to the host in one go (a GPU waits once), and a progress line
-        self.history += [row + [None] for row in torch.stack(self.pending).tolist()]  # None: the spread, at grids
-        if not all(math.isfinite(v) for row in self.history[-len(self.pending):] for v in row[:6]):
-            fail(f"the losses became NaN or infinite by step {step}: training diverged; try lower learning rates")
-        rate = (step - self.since[1]) * self.args.d_steps * self.args.batch_size / (time.perf_counter() - self.since[0])
+    def fetch(self, step):
+        """The pending statistics to the host in one go (a GPU waits once), and a progress line."""
+        if not self.pending:  # this very step's progress line fetched them
+            return
+        stats = torch.stack(self.pending)
         self.pending = []
+        exit_if_diverged(stats, step)
+        self.history += [row + [None] for row in stats.tolist()]  # None: the spread, at grids
+        # images per second since the epoch began, or the resume
+        rate = ((step - self.clock_step) * self.args.d_steps * self.args.batch_size
+                / (time.perf_counter() - self.clock))
         loss_d, loss_g, d_x, d_g_z, grad_g, grad_d, _ = self.history[-1]
         epoch, i = divmod(step - 1, self.steps_per_epoch)
-        print(f"[{epoch + 1}/{self.args.epochs}][{i + 1:4d}/{self.steps_per_epoch}] Loss_D {loss_d:.3f} "
-              f"Loss_G {loss_g:.3f} D(x,y) {d_x:.3f} D(G(z,y),y) {d_g_z:.3f} grad_G {grad_g:.3g} grad_D {grad_d:.3g} | "
-              f"{rate:,.0f} img/s", flush=True)  # img/s: since the epoch began, or the resume
+        print(f"[{epoch + 1}/{self.args.epochs}][{i + 1:4d}/{self.steps_per_epoch}] "
+              f"Loss_D {loss_d:.3f} Loss_G {loss_g:.3f} D(x,y) {d_x:.3f} D(G(z,y),y) {d_g_z:.3f} "
+              f"grad_G {grad_g:.3g} grad_D {grad_d:.3g} | {rate:,.0f} img/s", flush=True)
 
-    @torch.no_grad()
-    def save(self, epoch, step):
-        if self.pending:  # (none: this very step's progress line has fetched them)
-            self.fetch(step)
-        G, grid = self.state["G"], os.path.join(self.args.out, f"samples_epoch_{epoch + 1:03d}.png")
-        images = G.eval()(*grid_inputs(self.fixed_noise, len(self.classes)))  # eval: batch norm's running statistics
-        G.train()
-        save_image(images, grid, nrow=GRID_COLUMNS, normalize=True, value_range=(-1, 1))
-        self.history[-1][-1] = spread = images.unflatten(0, (-1, GRID_COLUMNS)).std(dim=1).mean().item()
-        seconds, steps = time.perf_counter() - self.since[0], step - self.since[1]
-        print(f"epoch {epoch + 1}: {steps} steps in {seconds:.1f} s, spread across z {spread:.3f}", flush=True)
-        path, kinds = os.path.join(self.args.out, "checkpoint.pt"), {"cpu", self.fixed_noise.device.type}
-        rng = {kind: (torch if kind == "cpu" else getattr(torch, kind)).get_rng_state() for kind in kinds}
-        torch.save({"script": SCRIPT, "args": vars(self.args), "nc": DATASETS[self.args.dataset], "step": step,
-                    "n_classes": len(self.classes), "classes": self.classes, "epoch": step // self.steps_per_epoch,
-                    "fixed_noise": self.fixed_noise.cpu(), "rng": rng, "history": self.history,
-                    **{name: thing.state_dict() for name, thing in self.state.items()}}, path + ".tmp")
-        os.replace(path + ".tmp", path)  # atomic: an interruption never leaves half a checkpoint
-        save_log_and_plots(self.history, self.args.out, self.steps_per_epoch)
-        if IN_NOTEBOOK:  # under the cell: the newest grid and the loss plot, each replaced in place
-            from IPython.display import Image as Picture, display
-            for kind, path in (("grid", grid), ("losses", os.path.join(self.args.out, "losses.png"))):
-                self.pictures[kind] = self.pictures.get(kind) or display(display_id=True)
-                self.pictures[kind].update(Picture(filename=path))
-        self.since = (time.perf_counter(), step)
+    def end_epoch(self, epoch, step, spread):
+        self.history[-1][-1] = spread
+        seconds = time.perf_counter() - self.clock
+        print(f"epoch {epoch + 1}: {step - self.clock_step} steps in {seconds:.1f} s, "
+              f"spread across z {spread:.3f}", flush=True)
+
+    def restart_clock(self, step):
+        self.clock = time.perf_counter()
+        self.clock_step = step
+
+    def show(self, *pictures):  # in a notebook: each picture under the cell, replaced in place
+        from IPython.display import Image as Picture, display
+        for i, path in enumerate(pictures):
+            self.pictures[i] = self.pictures.get(i) or display(display_id=True)
+            self.pictures[i].update(Picture(filename=path))
 
 
-def save_log_and_plots(history, out, steps_per_epoch):  # log.csv (one row per generator update), losses.png, the GIF
+def exit_if_diverged(stats, step):
+    if not stats.isfinite().all():
+        fail(f"the losses became NaN or infinite by step {step}: training diverged; "
+             "try lower learning rates")
+
+
+@torch.no_grad()
+def draw_grid(G, z, y, path):  # G's samples for (z, y), saved as a grid of GRID_COLUMNS per row
+    images = G.eval()(z, y)  # eval: batch norm uses its running statistics, not the batch's
+    G.train()
+    save_image(images, path, nrow=GRID_COLUMNS, normalize=True, value_range=(-1, 1))
+    return images
+
+
+def save_checkpoint(args, step, steps_per_epoch, fixed_noise, history, state, classes):
+    """What --resume and interpolate.py need, written whole or not at all."""
+    path = os.path.join(args.out, "checkpoint.pt")
+    rng = {name: (torch if name == "cpu" else getattr(torch, name)).get_rng_state()
+           for name in {"cpu", fixed_noise.device.type}}  # the CPU's, and the GPU's in use
+    torch.save({"script": SCRIPT, "args": vars(args), "nc": DATASETS[args.dataset], "step": step,
+                "n_classes": len(classes), "classes": classes, "epoch": step // steps_per_epoch,
+                "fixed_noise": fixed_noise.cpu(), "rng": rng,
+                "history": history,
+                **{name: net.state_dict() for name, net in state.items()}}, path + ".tmp")
+    os.replace(path + ".tmp", path)  # atomic: an interruption never leaves half a checkpoint
+
+
+LOG_COLUMNS = ["epoch", "step", "loss_D", "loss_G", "D_x", "D_G_z", "grad_G", "grad_D", "spread"]
+
+
+def save_log_and_plots(history, out, steps_per_epoch):
+    """log.csv (a row per generator step; the spread only where a grid was drawn), losses.png and
+    progress.gif."""
+    rows = [[i // steps_per_epoch + 1, i + 1] + ["" if v is None else f"{v:.5g}" for v in row]
+            for i, row in enumerate(history)]
     with open(os.path.join(out, "log.csv"), "w", newline="") as f:
-        csv.writer(f).writerows([LOG_COLUMNS] + [[i // steps_per_epoch + 1, i + 1] + ["" if v is None else f"{v:.5g}"
-                                                 for v in row] for i, row in enumerate(history)])
-    column, steps = dict(zip(LOG_COLUMNS[2:], zip(*history))), range(1, len(history) + 1)
+        csv.writer(f).writerows([LOG_COLUMNS] + rows)
+    column = dict(zip(LOG_COLUMNS[2:], zip(*history)))
+    steps = range(1, len(history) + 1)
     fig = Figure(figsize=(10, 11), layout="constrained")
-    ax_loss, ax_prob, ax_grad, ax_spread = axes = fig.subplots(4, 1, sharex=True, height_ratios=[1, 1, 1, 0.6])
-    curves = [(ax_loss, "loss_D", "tab:blue", "Loss_D"), (ax_loss, "loss_G", "tab:orange", "Loss_G"),
-              (ax_prob, "D_x", "tab:green", "D(x, y)"), (ax_prob, "D_G_z", "tab:red", "D(G(z, y), y)"),
+    axes = fig.subplots(4, 1, sharex=True, height_ratios=[1, 1, 1, 0.6])
+    ax_loss, ax_prob, ax_grad, ax_spread = axes
+    curves = [(ax_loss, "loss_D", "tab:blue", "Loss_D"),
+              (ax_loss, "loss_G", "tab:orange", "Loss_G"),
+              (ax_prob, "D_x", "tab:green", "D(x, y)"),
+              (ax_prob, "D_G_z", "tab:red", "D(G(z, y), y)"),
               (ax_grad, "grad_D", "tab:blue", r"grad_D = $\|\nabla_{\theta_D} L_D\|$"),
               (ax_grad, "grad_G", "tab:orange", r"grad_G = $\|\nabla_{\theta_G} L_G\|$")]
-    for ax, name, color, label in curves:
-        trend = list(itertools.accumulate(column[name], lambda a, v: 0.95 * a + (1 - 0.95) * v))  # moving average
+    for ax, name, color, label in curves:  # each drawn raw (faint) and as a moving average
+        trend = list(itertools.accumulate(column[name], lambda a, v: 0.95 * a + (1 - 0.95) * v))
         ax.plot(steps, column[name], color=color, alpha=0.25, linewidth=0.6)
         ax.plot(steps, trend, color=color, label=label)
     grids = [(step, value) for step, value in zip(steps, column["spread"]) if value is not None]
-    ax_spread.plot(*zip(*grids), "o-", color="tab:purple", label="spread across z within a class, in the sample grid")
+    ax_spread.plot(*zip(*grids), "o-", color="tab:purple",
+                   label="spread across z within a class, in the sample grid")
     for ax in axes:
         ax.legend(loc="upper right")
-        ax.vlines(range(steps_per_epoch, len(history), steps_per_epoch), 0, 1, transform=ax.get_xaxis_transform(),
-                  color="grey", alpha=0.3, linewidth=0.8)  # epoch boundaries
+        ax.vlines(range(steps_per_epoch, len(history), steps_per_epoch), 0, 1,
+                  transform=ax.get_xaxis_transform(), color="grey", alpha=0.3,
+                  linewidth=0.8)  # epoch boundaries
     ax_loss.set_ylabel("loss")
-    ax_prob.axhline(0.5, color="grey", linestyle=":", linewidth=1)  # D's output at the game's equilibrium
+    ax_prob.axhline(0.5, color="grey", linestyle=":", linewidth=1)  # D's output at the equilibrium
     ax_prob.set(ylim=(0, 1), ylabel="D's probability of 'real'")
-    ax_grad.set(yscale="log" if any(v > 0 for v in column["grad_G"]) else "linear", ylabel="gradient norm")
-    ax_spread.set(ylim=(0, 1), ylabel="spread", xlabel=f"generator step ({steps_per_epoch} per epoch)")
+    ax_grad.set(yscale="log" if any(v > 0 for v in column["grad_G"]) else "linear",
+                ylabel="gradient norm")
+    ax_spread.set(ylim=(0, 1), ylabel="spread",
+                  xlabel=f"generator step ({steps_per_epoch} per epoch)")
     fig.savefig(os.path.join(out, "losses.png"), dpi=100)
-    frames = [Image.open(os.path.join(out, f)) for f in sorted(os.listdir(out)) if f.startswith("samples_epoch_")]
+    frames = [Image.open(os.path.join(out, f)) for f in sorted(os.listdir(out))
+              if f.startswith("samples_epoch_")]
+    # each grid for 0.6 s, the last for 2 s
     frames[0].save(os.path.join(out, "progress.gif"), save_all=True, append_images=frames[1:],
-                   duration=[600] * (len(frames) - 1) + [2000], loop=0)  # each grid for 0.6 s, the last for 2 s
+                   duration=[600] * (len(frames) - 1) + [2000], loop=0)
 
 
 if __name__ == "__main__":
