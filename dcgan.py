@@ -147,8 +147,8 @@ def main(argv=None):
     # generator updates per pass over the data
     steps_per_epoch = len(data) // args.batch_size // args.d_steps
     if steps_per_epoch == 0:
-        fail(f"{len(data):,} images make no --d-steps batches of --batch-size; "
-             "add images or lower either flag")
+        fail(f"{len(data):,} images in {args.data_root} make no --d-steps batches of "
+             "--batch-size; add images or lower either flag")
     nc = DATASETS[args.dataset]
     G = Generator(args.nz, args.ngf, nc, args.image_size).to(device)
     D = Discriminator(args.ndf, nc, args.image_size).to(device)
@@ -168,7 +168,7 @@ def main(argv=None):
         for name, rng in saved["rng"].items():  # the CPU's, a GPU's: the noise goes on unchanged
             (torch if name == "cpu" else getattr(torch, name)).set_rng_state(rng)
     last_step = min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
-    log = Log(args, steps_per_epoch, history, step)  # progress lines (machinery, below)
+    log = Log(args, steps_per_epoch, history)  # progress lines (machinery, below)
     os.makedirs(args.out, exist_ok=True)  # the run folder
 
     with CtrlC() as ctrl_c:  # Ctrl-C: the step under way finishes, then the run saves and stops
@@ -211,12 +211,12 @@ def main(argv=None):
             grid = os.path.join(args.out, f"samples_epoch_{epoch + 1:03d}.png")
             samples = draw_grid(G, fixed_noise, grid)  # G.eval() on the fixed noise, saved
             spread = samples.std(dim=0).mean().item()  # each pixel's std across z, averaged
-            log.end_epoch(epoch, step, spread)  # the spread into the history; the epoch's line
+            # the spread into the history; the epoch's line; its clock restarts
+            log.end_epoch(epoch, step, spread)
             save_checkpoint(args, step, steps_per_epoch, fixed_noise, log.history, state)
             save_log_and_plots(log.history, args.out, steps_per_epoch)  # log.csv, losses.png, GIF
             if IN_NOTEBOOK:
                 log.show(grid, os.path.join(args.out, "losses.png"))  # under the cell, in place
-            log.restart_clock(step)  # img/s counts the training alone
             if step == last_step or ctrl_c.pressed:
                 break
     print(f"Run folder: {args.out}")
@@ -249,8 +249,8 @@ def fraction(text):  # an argparse type: a float in [0, 1)
 def parse_args(argv=None):
     """The flags, checked -> (args, the checkpoint to resume or None)."""
     if argv is None:  # a notebook kernel's own arguments (-f <connection file>) are not ours
-        kernel = IN_NOTEBOOK and any(a == "-f" or a.startswith("--f=") for a in sys.argv[1:])
-        argv = [] if kernel else sys.argv[1:]
+        argv = ([] if IN_NOTEBOOK and any(a == "-f" or a.startswith("--f=") for a in sys.argv[1:])
+                else sys.argv[1:])
     p = argparse.ArgumentParser(prog=f"{SCRIPT}.py", usage=argparse.SUPPRESS, allow_abbrev=False,
                                 description="Train a DCGAN (see its docstring)",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -293,9 +293,8 @@ def parse_args(argv=None):
         help="go on with the run saved in this checkpoint.pt, with its settings but for the flags "
              "given now (not those of the networks, optimisers, batches or folder)")
     args = p.parse_args(argv)
-    saved = None
-    if args.resume:
-        saved = read_checkpoint(args.resume)
+    saved = read_checkpoint(args.resume) if args.resume else None
+    if saved:
         # the run's own settings, but for the flags given now; not those that shaped what it saved
         args = p.parse_args(argv, namespace=argparse.Namespace(**saved["args"]))
         for k in ("dataset image_size nz ngf ndf batch_size d_steps seed lr_d lr_g beta1 beta2 "
@@ -347,8 +346,8 @@ def load_data(args, device):
         except (FileNotFoundError, RuntimeError) as e:  # no such folder, no subfolder, no image
             fail(f"--data-root {args.data_root}: {e}; put your images in a subfolder of it")
     if args.dataset == "fake":  # random images, for tests: runs anywhere, learns nothing
-        images = torch.rand(1024, 3, size, size, generator=torch.Generator().manual_seed(0))
-        return (images * 2 - 1).to(device)
+        return (torch.rand(1024, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2
+                - 1).to(device)
     dataset = {"mnist": torchvision.datasets.MNIST,
                "fashion-mnist": torchvision.datasets.FashionMNIST,
                "cifar10": torchvision.datasets.CIFAR10}[args.dataset]
@@ -404,24 +403,22 @@ class CtrlC:  # Ctrl-C, or a notebook's stop button, sets .pressed: the loop sto
     pressed = False
 
     def __enter__(self):
-        self.old_handler = signal.signal(signal.SIGINT, self.press)
+        press = lambda signum, frame: setattr(self, "pressed", True)
+        self.old_handler = signal.signal(signal.SIGINT, press)
         return self
-
-    def press(self, signum, frame):
-        self.pressed = True
 
     def __exit__(self, *exception):
         signal.signal(signal.SIGINT, self.old_handler)
 
 
 class Log:  # the run's statistics: kept on the device, fetched every LOG_EVERY steps, printed
-    def __init__(self, args, steps_per_epoch, history, step):
+    def __init__(self, args, steps_per_epoch, history):
         self.args = args
         self.steps_per_epoch = steps_per_epoch
         self.history = history  # one row per generator step: the statistics, then the spread
         self.pending = []  # this epoch's rows still on the device
         self.clock = time.perf_counter()  # when the epoch (or the resume) began, and its step
-        self.clock_step = step
+        self.clock_step = len(history)
         self.pictures = {}  # the notebook's displays, updated in place
 
     def add(self, step, *stats):
@@ -448,11 +445,9 @@ class Log:  # the run's statistics: kept on the device, fetched every LOG_EVERY 
 
     def end_epoch(self, epoch, step, spread):
         self.history[-1][-1] = spread
-        seconds = time.perf_counter() - self.clock
-        print(f"epoch {epoch + 1}: {step - self.clock_step} steps in {seconds:.1f} s, "
+        print(f"epoch {epoch + 1}: {step - self.clock_step} steps in "
+              f"{time.perf_counter() - self.clock:.1f} s, "
               f"spread across z {spread:.3f}", flush=True)
-
-    def restart_clock(self, step):
         self.clock = time.perf_counter()
         self.clock_step = step
 

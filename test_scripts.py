@@ -700,6 +700,63 @@ def test_a_folder_loads_in_minus_1_to_1_upper_case_names_too(script, tmp_path):
         assert y.tolist() == [0] * 4 + [1] * 4
 
 
+def test_dcgan_trains_on_a_folder_of_subfolders(tmp_path):
+    image_folder(tmp_path / "data", ["a", "b"], 8)  # 16 images: 4 batches of 4
+    flags = ["--dataset", "folder", "--data-root", str(tmp_path / "data"), "--ngf", "8",
+             "--ndf", "8", "--batch-size", "4", "--epochs", "1"] + CPU
+    for workers in ("0", "2"):
+        dcgan.main(flags + ["--workers", workers, "--out", str(tmp_path / workers)])
+    by_main = load(tmp_path / "0" / "checkpoint.pt")
+    by_workers = load(tmp_path / "2" / "checkpoint.pt")
+    assert by_main["step"] == 4 and by_main["nc"] == 3
+    # worker processes decode the same batches, in the same order
+    assert_same(by_main["G"], by_workers["G"], "G")
+
+
+def test_wgan_gp_trains_on_a_flat_folder(tmp_path):
+    (tmp_path / "data").mkdir()
+    for i in range(8):
+        Image.new("RGB", (40 + i, 36), (30 * i, 100, 200)).save(tmp_path / "data" / f"{i}.jpg")
+    wgan_gp.main(["--dataset", "folder", "--data-root", str(tmp_path / "data"), "--image-size",
+                  "32", "--ngf", "8", "--ndf", "8", "--batch-size", "4", "--n-critic", "1",
+                  "--workers", "0", "--epochs", "1", "--out", str(tmp_path / "run")] + CPU)
+    assert len(read_log(tmp_path / "run")) == 1 + 2
+
+
+def test_cgan_labels_reach_g_and_d_alike(spy, tmp_path):
+    """In a training step G draws the fakes for the real batch's labels, and D judges the real
+    images and the fakes with those same labels; each class's images are their own grey, so an
+    image tells its label."""
+    image_folder(tmp_path / "data", ["a", "b", "c"], 8)
+    spy(cgan.Generator, "G")
+    spy(cgan.Discriminator, "D")
+    out = tmp_path / "run"
+    cgan.main(["--dataset", "folder", "--data-root", str(tmp_path / "data"), "--workers", "0",
+               "--ngf", "8", "--ndf", "8", "--batch-size", "12", "--max-steps", "1",
+               "--out", str(out)] + CPU)
+    # G draws the fakes; D judges real, fake (its step), fake (G's step); then G draws the grid
+    assert [call.name for call in spy.calls] == ["G", "D", "D", "D", "G"]
+    drawn, judged_real, judged_fake, judged_by_G = spy.calls[:4]
+    (z, y), fake = drawn.inputs, drawn.output
+    real = judged_real.inputs[0]
+    labels = ((real.mean(dim=(1, 2, 3)) + 1) * (3 - 1) / 2).round().long()  # grey k / 2: class k
+    assert labels.unique().numel() > 1 and torch.equal(y, F.one_hot(labels, 3).float())
+    for call in (judged_real, judged_fake, judged_by_G):
+        assert torch.equal(call.inputs[1], y)
+    # D's step, then G's, judge the fakes G drew
+    assert torch.equal(judged_fake.inputs[0], fake) and torch.equal(judged_by_G.inputs[0], fake)
+    checkpoint = load(out / "checkpoint.pt")
+    assert checkpoint["n_classes"] == 3
+    a, G = checkpoint["args"], generator(checkpoint)
+    D = cgan.Discriminator(a["ndf"], checkpoint["nc"], a["image_size"], checkpoint["n_classes"])
+    D.load_state_dict(checkpoint["D"])
+    D.eval()
+    other = y.roll(1, dims=1)  # every image given another class
+    with torch.no_grad():  # and both networks answer to the label
+        assert (G(z, y) - G(z, other)).abs().max() > 1e-4
+        assert (D(real, y) - D(real, other)).abs().max() > 1e-4
+
+
 def test_celeba_faces_lose_their_top_and_bottom_then_shrink(tmp_path):
     """CelebA's aligned faces are 178x218: the centre 178x178 square is kept (20 rows off the top
     and the bottom), then resized. Here those 20-row bands are white and the square black."""
