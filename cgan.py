@@ -61,8 +61,8 @@ SCRIPT = "cgan"
 DATASETS = {"mnist": 1, "fashion-mnist": 1, "cifar10": 3, "folder": 3, "fake": 3}  # name: channels
 GRID_COLUMNS = 10  # noise vectors in the sample grid, one per column; its rows are the classes
 LOG_EVERY = 50  # generator steps between progress lines (and between host-device syncs)
-# In Jupyter or Colab (a cell, or %run), the pictures go under the cell
-IN_NOTEBOOK = "ipykernel" in sys.modules and sys.modules["IPython"].get_ipython() is not None
+# In Jupyter or Colab (a cell, or %run): a live IPython shell, and the pictures go under the cell
+IN_NOTEBOOK = "IPython" in sys.modules and sys.modules["IPython"].get_ipython() is not None
 
 
 # -------------------------------------------------------------------------------------- networks
