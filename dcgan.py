@@ -213,6 +213,8 @@ def main(argv=None):
             spread = samples.std(dim=0).mean().item()  # each pixel's std across z, averaged
             # the spread into the history; the epoch's line; its clock restarts
             log.end_epoch(epoch, step, spread)
+            # plain words on what the epoch's signals say, if anything is wrong (and in hints.txt)
+            say_hints(log.history, epoch * steps_per_epoch, args.out)
             save_checkpoint(args, step, steps_per_epoch, fixed_noise, log.history, state)
             save_log_and_plots(log.history, args.out, steps_per_epoch)  # log.csv, losses.png, GIF
             if IN_NOTEBOOK:
@@ -462,6 +464,33 @@ def exit_if_diverged(stats, step):
     if not stats.isfinite().all():
         fail(f"the losses became NaN or infinite by step {step}: training diverged; "
              "try lower learning rates")
+
+
+def say_hints(history, first, out):
+    """What the signals of this epoch (history[first:]) say, in plain words, where a student should
+    know: printed and appended to hints.txt. The thresholds are measured on the README's runs."""
+    rows = torch.tensor([row[:6] for row in history[first:]])
+    D_x, D_G_z, grad_G = rows[:, 2], rows[:, 3], rows[:, 4]
+    start = torch.tensor([row[4] for row in history[:50]]).median()  # grad_G's early level
+    warm = torch.arange(first + 1, first + len(rows) + 1) > 100  # D leads at every run's start
+    won = ((D_x > 0.9) & (D_G_z < 0.1) & warm).float().mean()
+    fooled = (D_G_z > 0.9).float().mean()
+    vanished = ((grad_G < start / 10) & (D_G_z < 0.1)).float().mean()
+    spread = history[-1][-1]
+    hints = {  # each hint: shown or not
+        f"D won {won:.0%} of the epoch's steps (D(x) > 0.9, D(G(z)) < 0.1): G is losing the game":
+            won > 0.2,
+        f"D(G(z)) > 0.9 in {fooled:.0%} of the epoch's steps: D is fooled, or does not learn":
+            fooled > 0.5,
+        f"grad_G under a tenth of its start ({start:.2g}) while D rejected the fakes, in "
+        f"{vanished:.0%} of the epoch's steps: G's gradient vanishes": vanished > 0.1,
+        f"grad_G {grad_G.median():.0f} (the epoch's median), above 100: G's steps explode":
+            grad_G.median() > 100,
+        f"spread across z {spread:.3f}, far below real digits' 0.34: mode collapse": spread < 0.1}
+    with open(os.path.join(out, "hints.txt"), "a") as f:
+        for hint in [hint for hint, shown in hints.items() if shown]:
+            for stream in (sys.stdout, f):
+                print(f'hint: {hint}; see "What to watch" in the README', file=stream, flush=True)
 
 
 @torch.no_grad()

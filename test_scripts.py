@@ -525,6 +525,90 @@ def test_lr_0_freezes_that_network(frozen, spy, tmp_path):
         assert unchanged == (net == frozen), net
 
 
+# --------------------------------------------------------------------------------------- hints
+def history(script, steps, **signals):
+    """A history of `steps` healthy rows, as the README's default runs read; `signals` replaces a
+    column's value (from row `start` on, default 0), e.g. D_G_z=0.95 or grad_G=(0.5, 150)."""
+    healthy = {"loss_D": 1.0, "loss_G": 1.2, "D_x": 0.7, "D_G_z": 0.3, "grad_G": 7.0,
+               "grad_D": 40.0, "gp": 0.05, "wasserstein": 1.0, "grad_x_hat": 1.0}
+    names = COLUMNS[script][2:-1]
+    rows = []
+    for step in range(steps):
+        row = []
+        for name in names:
+            value, start = signals.get(name, (healthy[name], 0))
+            row.append(value if step >= start else healthy[name])
+        rows.append(row + [None])
+    rows[-1][-1] = signals.get("spread", 0.3)
+    return rows
+
+
+def hints_of(script, rows, first, tmp_path, capsys, apart=0.3):
+    capsys.readouterr()
+    extra = [apart] if script == "cgan" else []
+    SCRIPTS[script].say_hints(rows, first, str(tmp_path), *extra)
+    printed = capsys.readouterr().out.splitlines()
+    assert all(line.startswith("hint: ") for line in printed)
+    written = (tmp_path / "hints.txt").read_text().splitlines()
+    assert not printed or written[-len(printed):] == printed
+    return "\n".join(printed)
+
+
+HINT_CASES = [  # (script, signals, words the hint must say)
+    ("dcgan", {"D_x": (0.95, 0), "D_G_z": (0.05, 0)}, "D won"),
+    ("cgan", {"D_x": (0.95, 0), "D_G_z": (0.05, 0)}, "D won"),
+    ("dcgan", {"D_G_z": (0.95, 0)}, "fooled"),
+    ("dcgan", {"grad_G": (0.5, 300), "D_G_z": (0.05, 300)}, "vanishes"),
+    ("dcgan", {"grad_G": (150.0, 0)}, "explode"),
+    ("dcgan", {"spread": 0.05}, "mode collapse"),
+    ("cgan", {"spread": 0.05}, "mode collapse"),
+    ("wgan_gp", {"spread": 0.05}, "mode collapse"),
+    ("wgan_gp", {"grad_x_hat": (6.0, 0)}, "slope"),
+    ("wgan_gp", {"grad_x_hat": (0.1, 0)}, "slope"),
+]
+
+
+@pytest.mark.parametrize("script, signals, words", HINT_CASES,
+                         ids=[f"{s} {w}" for s, _, w in HINT_CASES])
+def test_a_hint_names_what_its_signal_shows(script, signals, words, tmp_path, capsys):
+    rows = history(script, 600, **signals)  # epoch 2 of 300-step epochs
+    said = hints_of(script, rows, 300, tmp_path, capsys)
+    assert words in said and said.count("hint: ") == 1, said
+    assert 'see "What to watch"' in said
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_healthy_epoch_gives_no_hint(script, tmp_path, capsys):
+    for first in (0, 300):  # the first epoch too: D leads in every run's first steps
+        rows = history(script, first + 300)
+        if first == 0:
+            for row in rows[:60]:
+                row[2:4] = [0.95, 0.05]
+        assert hints_of(script, rows, first, tmp_path, capsys) == ""
+
+
+def test_cgan_hint_when_the_rows_are_alike(tmp_path, capsys):
+    said = hints_of("cgan", history("cgan", 600), 300, tmp_path, capsys, apart=0.02)
+    assert "ignores the label" in said and said.count("hint: ") == 1
+
+
+def test_wgan_gp_hint_when_w_rises_through_an_epoch(tmp_path, capsys):
+    rows = history("wgan_gp", 600)
+    for i, row in enumerate(rows[300:]):
+        row[3] = 1.0 + i / 100  # W from 1 to 4 in the epoch
+    said = hints_of("wgan_gp", rows, 300, tmp_path, capsys)
+    assert "W rose" in said and said.count("hint: ") == 1
+    rows[299][-1] = 0.3  # a grid's spread at the first epoch's end
+    assert hints_of("wgan_gp", rows[:300], 0, tmp_path, capsys) == ""  # the first epoch: it may
+
+
+def test_hints_txt_keeps_earlier_hints(tmp_path, capsys):
+    rows = history("dcgan", 600, spread=0.05)
+    hints_of("dcgan", rows, 0, tmp_path, capsys)
+    hints_of("dcgan", rows, 300, tmp_path, capsys)  # as a resumed run does
+    assert len((tmp_path / "hints.txt").read_text().splitlines()) == 2
+
+
 # ------------------------------------------------------------------------------------ the networks
 def sizes_through(net, inputs, layer_types):
     """The output shape of each layer of these types, in the order a forward pass meets them."""

@@ -208,6 +208,8 @@ def main(argv=None):
             spread = samples.std(dim=0).mean().item()  # each pixel's std across z, averaged
             # the spread into the history; the epoch's line; its clock restarts
             log.end_epoch(epoch, step, spread)
+            # plain words on what the epoch's signals say, if anything is wrong (and in hints.txt)
+            say_hints(log.history, epoch * steps_per_epoch, args.out)
             save_checkpoint(args, step, steps_per_epoch, fixed_noise, log.history, state)
             save_log_and_plots(log.history, args.out, steps_per_epoch)  # log.csv, losses.png, GIF
             if IN_NOTEBOOK:
@@ -488,6 +490,27 @@ def exit_if_diverged(stats, step):
     if not stats.isfinite().all():
         fail(f"the losses became NaN or infinite by step {step}: training diverged; "
              "try lower learning rates")
+
+
+def say_hints(history, first, out):
+    """What the signals of this epoch (history[first:]) say, in plain words, where a student should
+    know: printed and appended to hints.txt. The thresholds are measured on the README's runs."""
+    rows = torch.tensor([row[:7] for row in history[first:]])
+    W, slope = rows[:, 3], rows[:, 6]
+    tenth = max(len(rows) // 10, 1)  # W at the epoch's start and end: its first and last tenth
+    W_start, W_end = W[:tenth].mean(), W[-tenth:].mean()
+    spread = history[-1][-1]
+    hints = {  # each hint: shown or not
+        f"|grad D(x_hat)| {slope.median():.3g} (the epoch's median), far from 1: the penalty does "
+        "not hold the critic's slope, and W measures that slope, not a distance":
+            not 0.5 < slope.median() < 2,
+        f"W rose from {W_start:.3g} to {W_end:.3g} through the epoch: the critic outgrows G":
+            first > 0 and W_end > 1.5 * W_start,
+        f"spread across z {spread:.3f}, far below real digits' 0.34: mode collapse": spread < 0.1}
+    with open(os.path.join(out, "hints.txt"), "a") as f:
+        for hint in [hint for hint, shown in hints.items() if shown]:
+            for stream in (sys.stdout, f):
+                print(f'hint: {hint}; see "What to watch" in the README', file=stream, flush=True)
 
 
 @torch.no_grad()
