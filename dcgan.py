@@ -471,19 +471,19 @@ def say_hints(history, first, out):
     know: printed and appended to hints.txt. The thresholds are measured on the README's runs."""
     rows = torch.tensor([row[:6] for row in history[first:]])
     D_x, D_G_z, grad_G = rows[:, 2], rows[:, 3], rows[:, 4]
-    start = torch.tensor([row[4] for row in history[:50]]).median()  # grad_G's early level
+    start = torch.tensor([row[4] for row in history[:10]]).median()  # grad_G's first steps
     warm = torch.arange(first + 1, first + len(rows) + 1) > 100  # D leads at every run's start
     won = ((D_x > 0.9) & (D_G_z < 0.1) & warm).float().mean()
     fooled = (D_G_z > 0.9).float().mean()
-    vanished = ((grad_G < start / 10) & (D_G_z < 0.1)).float().mean()
+    vanished = ((grad_G < start / 4) & (D_G_z < 0.2)).float().mean()
     spread = history[-1][-1]
     hints = {  # each hint: shown or not
         f"D won {won:.0%} of the epoch's steps (D(x) > 0.9, D(G(z)) < 0.1): G is losing the game":
             won > 0.2,
         f"D(G(z)) > 0.9 in {fooled:.0%} of the epoch's steps: D is fooled, or does not learn":
             fooled > 0.5,
-        f"grad_G under a tenth of its start ({start:.2g}) while D rejected the fakes, in "
-        f"{vanished:.0%} of the epoch's steps: G's gradient vanishes": vanished > 0.1,
+        f"grad_G under a quarter of its start ({start:.2g}) while D rejected the fakes (D(G(z)) < "
+        f"0.2), in {vanished:.0%} of the epoch's steps: G's gradient vanishes": vanished > 0.05,
         f"grad_G {grad_G.median():.0f} (the epoch's median), above 100: G's steps explode":
             grad_G.median() > 100,
         f"spread across z {spread:.3f}, far below real digits' 0.34: mode collapse": spread < 0.1}
