@@ -475,15 +475,16 @@ def say_hints(history, first, out):
     warm = torch.arange(first + 1, first + len(rows) + 1) > 100  # D leads at every run's start
     won = ((D_x > 0.9) & (D_G_z < 0.1) & warm).float().mean()
     fooled = (D_G_z > 0.9).float().mean()
-    vanished = ((grad_G < start / 4) & (D_G_z < 0.2)).float().mean()
+    # the saturating loss's trap: its gradient and the loss itself flat while D rejects the fakes
+    vanished = ((grad_G < start / 4) & (D_G_z < 0.2) & (rows[:, 1].abs() < 0.2)).float().mean()
     spread = history[-1][-1]
     hints = {  # each hint: shown or not
         f"D won {won:.0%} of the epoch's steps (D(x) > 0.9, D(G(z)) < 0.1): G is losing the game":
             won > 0.2,
         f"D(G(z)) > 0.9 in {fooled:.0%} of the epoch's steps: D is fooled, or does not learn":
             fooled > 0.5,
-        f"grad_G under a quarter of its start ({start:.2g}) while D rejected the fakes (D(G(z)) < "
-        f"0.2), in {vanished:.0%} of the epoch's steps: G's gradient vanishes": vanished > 0.05,
+        f"grad_G under a quarter of its start ({start:.2g}) and Loss_G near 0 while D rejected the "
+        f"fakes, in {vanished:.0%} of the epoch's steps: G's gradient vanishes": vanished > 0.05,
         f"grad_G {grad_G.median():.0f} (the epoch's median), above 100: G's steps explode":
             grad_G.median() > 100,
         f"spread across z {spread:.3f}, far below real digits' 0.34: mode collapse": spread < 0.1}
