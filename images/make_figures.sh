@@ -27,7 +27,7 @@ MAX_STEPS=${FIGURES_MAX_STEPS:-} RUNS=runs/figures N_SAMPLES=${FIGURES_SAMPLES:-
 [ -z "$MAX_STEPS" ] || whole FIGURES_MAX_STEPS "$MAX_STEPS"
 [ -z "$MAX_STEPS" ] || RUNS=runs/figures-smoke N_SAMPLES=${FIGURES_SAMPLES:-200}  # a test of the driver
 whole FIGURES_SAMPLES "$N_SAMPLES"
-SHAPES=runs/figures/shapes-data  # the folder of coloured shapes, written by the README's make_shapes.py
+SHAPES=runs/figures/shapes-data  # the folder of coloured shapes, written by make_shapes.py below
 TOOL=../shared/tools/mnist_quality.py
 cd "$ROOT"
 if [ -x .venv/bin/python ]; then PY=$ROOT/.venv/bin/python; else PY=python3; fi
@@ -196,7 +196,7 @@ run_experiment() {  # in a subshell under set -e: any failing command fails it, 
   local what=spread
   mkdir -p "$RUNS" && : > "$log"
   if [[ "${CMDS[$name]}" == *"--data-root shapes"* ]] && [ ! -d "$SHAPES" ]; then
-    echo "writing the shapes folder into $SHAPES" >> "$log"  # with the README's make_shapes.py, unchanged:
+    echo "writing the shapes folder into $SHAPES" >> "$log"  # with make_shapes.py:
     mkdir -p runs/figures && tmp=$(mktemp -d runs/figures/.shapes.XXXXXX)
     (cd "$tmp" && "$PY" - <<'PY'
 # make_shapes.py: the folder of coloured shapes
